@@ -1,0 +1,120 @@
+"""Job records in Redis: one JSON value per job, plus sorted-set indexes for cheap listing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import redis
+
+from config import names
+from config.errors import BrokerUnavailable, JobNotFound
+from config.schema import JobRecord, JobStatus
+from config.settings import Settings
+
+Mutation = Callable[[JobRecord], None]
+
+# Record and index entries are written together or not at all.
+_CREATE_LUA = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+  return 1
+end
+return 0
+"""
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """A client that fails fast when Redis is down instead of hanging the caller."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=settings.broker_connect_timeout_s,
+        socket_timeout=max(settings.broker_connect_timeout_s, 10.0),
+        health_check_interval=30,
+        decode_responses=True,
+    )
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BrokerUnavailable(f"Redis is not reachable: {exc}") from None
+
+
+class JobStore:
+    """Reads and writes job records; every change is also published on the job's channel."""
+
+    def __init__(self, client: redis.Redis, ttl_s: int) -> None:
+        self.redis = client
+        self.ttl_s = ttl_s
+        self._create_script = client.register_script(_CREATE_LUA)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobStore:
+        return cls(redis_client(settings), settings.record_ttl_s)
+
+    def create(self, record: JobRecord) -> bool:
+        """Store a new record; False (and nothing written) if the id is already taken."""
+        keys = [names.job_key(record.id), names.JOBS_INDEX, names.status_index(record.status.value)]
+        args: list[str | float] = [record.to_json(), self.ttl_s, record.created_at, record.id]
+        with _reachable():
+            return bool(self._create_script(keys=keys, args=args))
+
+    def get(self, job_id: str) -> JobRecord:
+        with _reachable():
+            raw = self.redis.get(names.job_key(job_id))
+        if raw is None:
+            raise JobNotFound(job_id)
+        return JobRecord.from_json(raw)
+
+    def update(self, job_id: str, mutate: Mutation) -> JobRecord:
+        """Apply mutate to the stored record atomically (optimistic WATCH/MULTI) and announce it."""
+        key = names.job_key(job_id)
+        with _reachable(), self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise JobNotFound(job_id)
+                    record = JobRecord.from_json(raw)
+                    before = record.status
+                    mutate(record)
+                    pipe.multi()
+                    pipe.set(key, record.to_json(), ex=self.ttl_s)
+                    if record.status != before:
+                        pipe.zrem(names.status_index(before.value), job_id)
+                        pipe.zadd(
+                            names.status_index(record.status.value), {job_id: record.created_at}
+                        )
+                    pipe.publish(names.job_channel(job_id), _event(record))
+                    pipe.execute()
+                    return record
+                except redis.WatchError:
+                    continue
+
+    def delete(self, job_id: str) -> None:
+        """Remove a record and its index entries (used to undo a submit the broker refused)."""
+        with _reachable():
+            pipe = self.redis.pipeline()
+            pipe.delete(names.job_key(job_id))
+            pipe.zrem(names.JOBS_INDEX, job_id)
+            for status in JobStatus:
+                pipe.zrem(names.status_index(status.value), job_id)
+            pipe.execute()
+
+    def recent(self, status: JobStatus | None = None, limit: int = 20) -> list[JobRecord]:
+        """Newest first, read through the index: no key scans."""
+        index = names.status_index(status.value) if status else names.JOBS_INDEX
+        with _reachable():
+            ids = [str(i) for i in self.redis.zrevrange(index, 0, max(limit, 1) - 1)]
+            raws = self.redis.mget([names.job_key(i) for i in ids]) if ids else []
+        return [JobRecord.from_json(raw) for raw in raws if raw is not None]
+
+
+def _event(record: JobRecord) -> str:
+    return json.dumps({"id": record.id, "status": record.status.value, "progress": record.progress})

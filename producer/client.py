@@ -1,0 +1,109 @@
+"""The Python API: submit a job, get a handle, wait for its record."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from config import names
+from config.celery_conf import make_celery
+from config.errors import BrokerUnavailable, WaitTimeout
+from config.schema import JobRecord, JobStatus, new_job
+from config.settings import Settings
+from config.store import JobStore
+
+
+class Job:
+    """A handle on one submitted job."""
+
+    def __init__(self, client: Client, job_id: str) -> None:
+        self.client = client
+        self.id = job_id
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r})"
+
+    def record(self) -> JobRecord:
+        return self.client.store.get(self.id)
+
+    def wait(self, timeout: float = 600.0) -> JobRecord:
+        """Block until the job ends (succeeded, failed or cancelled); return its record.
+
+        Listens on the job's channel, re-reading the record on every message and at
+        least once a second, so a missed message only costs a second.
+        """
+        deadline = time.monotonic() + timeout
+        pubsub = self.client.store.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(names.job_channel(self.id))
+            while True:
+                record = self.record()
+                if record.status.finished:
+                    return record
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WaitTimeout(
+                        f"job {self.id} still {record.status.value} after {timeout:g} s"
+                    )
+                pubsub.get_message(timeout=min(left, 1.0))
+        finally:
+            pubsub.close()
+
+
+class Client:
+    """Producer side: validates with the shared schema, writes the record, enqueues."""
+
+    def __init__(self, settings: Settings, app: Celery | None = None) -> None:
+        self.settings = settings
+        self.app = app or make_celery(settings)
+        self.store = JobStore.from_settings(settings)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Client:
+        return cls(Settings.from_env(**overrides))
+
+    def submit(self, prompt: str, *, job_id: str | None = None, **params: Any) -> Job:
+        """Validate and enqueue one job; an id that already exists returns that job, unchanged.
+
+        params: negative_prompt, seed, steps, width, height, guidance, images,
+        scheduler, priority, queue (None means the default from settings).
+        """
+        spec = new_job(prompt, self.settings, id=job_id, **params)
+        record = JobRecord(spec=spec, created_at=spec.created_at)
+        if not self.store.create(record):
+            return Job(self, spec.id)
+        try:
+            self.app.send_task(
+                names.RENDER_TASK,
+                args=[spec.model_dump(mode="json")],
+                task_id=spec.id,
+                queue=spec.queue,
+                priority=spec.priority,
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+            )
+        except (OperationalError, OSError) as exc:
+            self._forget(spec.id)
+            raise BrokerUnavailable(f"could not enqueue job {spec.id}: {exc}") from None
+        return Job(self, spec.id)
+
+    def job(self, job_id: str) -> Job:
+        self.store.get(job_id)  # raises JobNotFound
+        return Job(self, job_id)
+
+    def jobs(self, status: JobStatus | None = None, limit: int = 20) -> list[JobRecord]:
+        return self.store.recent(status, limit)
+
+    def _forget(self, job_id: str) -> None:
+        # Redis may have gone away between the two writes; then there is nothing to undo.
+        with contextlib.suppress(BrokerUnavailable):
+            self.store.delete(job_id)
+
+
+def record_json(record: JobRecord) -> str:
+    return json.dumps(record.model_dump(mode="json"), ensure_ascii=False)

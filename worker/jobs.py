@@ -1,0 +1,122 @@
+"""One job, start to finish: record it started, render, save, record the outcome.
+
+Celery-free, so the whole path can be driven from a test or a benchmark directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from config.errors import JobCancelled, RenderFailed
+from config.schema import JobRecord, JobSpec, JobStatus, Limits, RenderInfo, parse_job
+from worker.outputs import output_paths, outputs_complete, png_info, save_png
+from worker.renderer import RenderResult
+from worker.runtime import WorkerContext
+
+logger = logging.getLogger(__name__)
+
+
+def decode_job(payload: object, ctx: WorkerContext) -> JobSpec:
+    """Validate a message again on this side: anyone who can reach Redis can write one."""
+    return parse_job(payload, Limits.from_settings(ctx.settings))
+
+
+def run_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord:
+    store = ctx.store
+    # A message pushed straight into Redis has no record yet; give it one.
+    store.create(JobRecord(spec=spec, created_at=spec.created_at))
+    record = store.get(spec.id)
+    if record.status.finished:
+        logger.info("job %s is already %s; nothing to do", spec.id, record.status.value)
+        return record
+    paths = output_paths(ctx.settings.results_path, spec)
+    if record.status is JobStatus.STARTED and outputs_complete(paths):
+        # Crashed after writing the images but before the ack: do not render again.
+        return store.update(spec.id, lambda r: _succeed(r, paths, None))
+    store.update(spec.id, lambda r: _start(r, ctx))
+    try:
+        result = ctx.renderer.render(spec, on_step=ProgressReporter(ctx, spec))
+        for image, seed, path in zip(result.images, result.seeds, paths, strict=True):
+            save_png(image, path, png_info(spec, seed, result.sampler, ctx.settings.model))
+    except JobCancelled as exc:
+        return _record_end(ctx, spec.id, JobStatus.CANCELLED, str(exc))
+    except RenderFailed as exc:
+        _record_end(ctx, spec.id, JobStatus.FAILED, str(exc))
+        raise
+    except OSError as exc:
+        reason = f"cannot write results to {paths[0].parent}: {exc.strerror or exc}"
+        _record_end(ctx, spec.id, JobStatus.FAILED, reason)
+        raise RenderFailed(reason) from exc
+    return store.update(spec.id, lambda r: _succeed(r, paths, result))
+
+
+def fail_job(job_id: str, ctx: WorkerContext, reason: str) -> None:
+    """Record a failure that happened outside run_job (time limit, unexpected error)."""
+    _record_end(ctx, job_id, JobStatus.FAILED, reason)
+
+
+def _record_end(ctx: WorkerContext, job_id: str, status: JobStatus, error: str) -> JobRecord:
+    return ctx.store.update(job_id, lambda r: _end(r, status, error))
+
+
+def _start(record: JobRecord, ctx: WorkerContext) -> None:
+    now = time.time()
+    record.status = JobStatus.STARTED
+    record.started_at = now
+    record.queue_wait_s = round(now - record.created_at, 3)
+    record.attempts += 1
+    record.error = None
+    record.render = RenderInfo(
+        worker=ctx.hostname,
+        pid=ctx.pid,
+        device=ctx.plan.device,
+        dtype=ctx.plan.dtype,
+        model=ctx.settings.model,
+        attention_slicing=ctx.plan.attention_slicing,
+    )
+
+
+def _succeed(record: JobRecord, paths: list[Path], result: RenderResult | None) -> None:
+    _end(record, JobStatus.SUCCEEDED, None)
+    record.outputs = [str(p) for p in paths]
+    if result is not None:
+        record.render_s = round(result.render_s, 3)
+        record.render.sampler = result.sampler
+        record.render.retried_safer = result.retried_safer
+        record.render.nsfw = result.nsfw
+
+
+def _end(record: JobRecord, status: JobStatus, error: str | None) -> None:
+    record.status = status
+    record.error = error
+    record.finished_at = time.time()
+
+
+class ProgressReporter:
+    """Step hook that writes progress into the record, at most once per interval."""
+
+    def __init__(
+        self, ctx: WorkerContext, spec: JobSpec, clock: Callable[[], float] = time.monotonic
+    ):
+        self.ctx, self.spec, self.clock = ctx, spec, clock
+        self.last = 0.0
+
+    def __call__(self, image_index: int, step: int, steps: int) -> None:
+        now = self.clock()
+        if step < steps and now - self.last < self.ctx.settings.progress_interval_s:
+            return
+        self.last = now
+        progress = {
+            "image": image_index + 1,
+            "images": self.spec.images,
+            "step": step,
+            "steps": steps,
+        }
+
+        def set_progress(record: JobRecord) -> None:
+            record.progress = progress
+
+        self.ctx.store.update(self.spec.id, set_progress)

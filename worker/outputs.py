@@ -1,0 +1,83 @@
+"""Where images go and what they carry.
+
+Paths are built from validated ids and the job's creation date only, never from
+prompt text, so nothing can land outside the results folder, and a redelivered job
+finds its own earlier output. Files are written to a temporary name and renamed, so
+a crash never leaves a half-written PNG under a real name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL.PngImagePlugin import PngInfo
+
+from config.schema import JobSpec
+
+
+def job_folder(results_root: Path, spec: JobSpec) -> Path:
+    if spec.batch_id:
+        return results_root / "batches" / spec.batch_id
+    day = time.strftime("%Y-%m-%d", time.localtime(spec.created_at))
+    return results_root / day
+
+
+def output_paths(results_root: Path, spec: JobSpec) -> list[Path]:
+    folder = job_folder(results_root, spec)
+    paths = [folder / f"{spec.id}-{i:02d}.png" for i in range(spec.images)]
+    root = results_root.resolve()
+    for path in paths:  # defence in depth: the schema already forbids '/' and '..' in ids
+        if root not in path.resolve().parents:
+            raise ValueError(f"output path {path} escapes {root}")
+    return paths
+
+
+def a1111_parameters(spec: JobSpec, seed: int, sampler: str, model: str) -> str:
+    """AUTOMATIC1111's `parameters` text, the format other tools read back."""
+    lines = [spec.prompt]
+    if spec.negative_prompt:
+        lines.append(f"Negative prompt: {spec.negative_prompt}")
+    fields = [
+        f"Steps: {spec.steps}",
+        f"Sampler: {sampler}",
+        f"CFG scale: {spec.guidance:g}",
+        f"Seed: {seed}",
+        f"Size: {spec.width}x{spec.height}",
+        f"Model: {Path(model).name if os.sep in model else model}",
+        f"Job id: {spec.id}",
+    ]
+    lines.append(", ".join(fields))
+    return "\n".join(lines)
+
+
+def png_info(spec: JobSpec, seed: int, sampler: str, model: str) -> PngInfo:
+    info = PngInfo()
+    # iTXt: UTF-8, so prompts in any script survive.
+    info.add_itxt("parameters", a1111_parameters(spec, seed, sampler, model))
+    info.add_itxt("nightshift", json.dumps(spec.model_dump(mode="json") | {"image_seed": seed}))
+    return info
+
+
+def save_png(image: Any, path: Path, info: PngInfo) -> None:
+    """Write atomically: temp file in the same folder, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            image.save(handle, format="PNG", pnginfo=info)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def outputs_complete(paths: list[Path]) -> bool:
+    """True when every image of a job is already on disk (a redelivered job that finished)."""
+    return all(p.is_file() and p.stat().st_size > 0 for p in paths)
