@@ -20,6 +20,11 @@ def job_channel(job_id: str) -> str:
     return f"{KEY_PREFIX}:events:{job_id}"
 
 
+def cancel_key(job_id: str) -> str:
+    """Set while a cancel of a running job is pending; keyed by id, never stops another job."""
+    return f"{KEY_PREFIX}:cancel:{job_id}"
+
+
 JOBS_INDEX = f"{KEY_PREFIX}:jobs"
 
 

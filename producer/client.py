@@ -31,6 +31,9 @@ class Job:
     def record(self) -> JobRecord:
         return self.client.store.get(self.id)
 
+    def cancel(self) -> JobRecord:
+        return self.client.cancel(self.id)
+
     def wait(self, timeout: float = 600.0) -> JobRecord:
         """Block until the job ends (succeeded, failed or cancelled); return its record.
 
@@ -91,6 +94,23 @@ class Client:
             self._forget(spec.id)
             raise BrokerUnavailable(f"could not enqueue job {spec.id}: {exc}") from None
         return Job(self, spec.id)
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a job: a queued one at once, a running one at its next denoising step.
+
+        The request is keyed by job id, so a late cancel can never stop the job after it.
+        """
+
+        def mark(record: JobRecord) -> None:
+            if record.status is JobStatus.QUEUED:
+                record.status = JobStatus.CANCELLED
+                record.error = "cancelled before it started"
+                record.finished_at = time.time()
+
+        record = self.store.update(job_id, mark)
+        if record.status is JobStatus.STARTED:
+            self.store.redis.set(names.cancel_key(job_id), "1", ex=self.settings.job_time_limit_s)
+        return record
 
     def job(self, job_id: str) -> Job:
         self.store.get(job_id)  # raises JobNotFound

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from config import names
 from config.errors import JobCancelled, RenderFailed
 from config.schema import JobRecord, JobSpec, JobStatus, Limits, RenderInfo, parse_job
 from worker.outputs import output_paths, outputs_complete, png_info, save_png
@@ -38,10 +39,13 @@ def run_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord:
         return store.update(spec.id, lambda r: _succeed(r, paths, None))
     store.update(spec.id, lambda r: _start(r, ctx))
     try:
-        result = ctx.renderer.render(spec, on_step=ProgressReporter(ctx, spec))
+        result = ctx.renderer.render(
+            spec, on_step=ProgressReporter(ctx, spec), should_stop=CancelCheck(ctx, spec.id)
+        )
         for image, seed, path in zip(result.images, result.seeds, paths, strict=True):
             save_png(image, path, png_info(spec, seed, result.sampler, ctx.settings.model))
     except JobCancelled as exc:
+        ctx.store.redis.delete(names.cancel_key(spec.id))
         return _record_end(ctx, spec.id, JobStatus.CANCELLED, str(exc))
     except RenderFailed as exc:
         _record_end(ctx, spec.id, JobStatus.FAILED, str(exc))
@@ -120,3 +124,20 @@ class ProgressReporter:
             record.progress = progress
 
         self.ctx.store.update(self.spec.id, set_progress)
+
+
+class CancelCheck:
+    """Asked at every denoising step; reads Redis at most once per progress interval."""
+
+    def __init__(
+        self, ctx: WorkerContext, job_id: str, clock: Callable[[], float] = time.monotonic
+    ):
+        self.ctx, self.key, self.clock = ctx, names.cancel_key(job_id), clock
+        self.last = 0.0
+
+    def __call__(self) -> bool:
+        now = self.clock()
+        if now - self.last < self.ctx.settings.progress_interval_s:
+            return False
+        self.last = now
+        return bool(self.ctx.store.redis.exists(self.key))
