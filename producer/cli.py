@@ -13,8 +13,10 @@ from config.errors import BrokerUnavailable, InvalidInput, NightshiftError
 from config.schema import JobRecord, JobStatus
 from producer.client import Client, record_json
 
-# subcommand -> module that defines add_<name>_parser(sub) and handles it
-WORKER_COMMANDS = {"worker": "worker.cli", "model": "worker.cli"}
+# Modules that add their own subcommands: each defines add_parsers(sub), and its handlers
+# import anything heavy (torch) only when run. Worker-side commands are reached only through
+# this list, so producer code never imports worker code.
+COMMAND_MODULES = ["producer.oneshot", "worker.cli"]
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -31,10 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--limit", type=int, default=20)
     jobs.add_argument("--json", action="store_true", help="one JSON record per line")
     jobs.set_defaults(handler=cmd_jobs)
-    from producer import oneshot
-
-    oneshot.add_parser(sub)
-    for module in sorted(set(WORKER_COMMANDS.values())):
+    for module in COMMAND_MODULES:
         importlib.import_module(module).add_parsers(sub)
     return parser
 

@@ -20,7 +20,7 @@ from producer.client import Client
 from producer.local_redis import LocalRedis, redis_answers
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="start what is needed, render one prompt, print the PNG path")
     p.add_argument("prompt")
     p.add_argument("--seed", type=int)
