@@ -86,6 +86,8 @@ class JobSpec(BaseModel):
     queue: str = "mps"
     batch_id: str | None = None
     created_at: float = Field(ge=0)
+    # Unix time after which a job that has not started is dropped (overnight windows).
+    expires_at: float | None = Field(None, ge=0)
 
     @field_validator("id", "batch_id")
     @classmethod
@@ -201,6 +203,9 @@ class RenderInfo(BaseModel):
     attention_slicing: bool = False
     retried_safer: bool = False
     nsfw: list[bool] = Field(default_factory=list)
+    # The memory guard's verdict after the job: "", "ok", "emptied_cache" or "recycled".
+    memory_action: str = ""
+    memory_mb: dict[str, float] = Field(default_factory=dict)
 
 
 class JobRecord(BaseModel):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.errors import InvalidSettings
@@ -53,6 +54,79 @@ class Settings(BaseSettings):
 
     progress_interval_s: float = Field(0.5, gt=0)
 
+    # Faults and security (issue 3). A job whose worker process died this many times while
+    # rendering it is failed and moved to the dead-letter list instead of crash-looping.
+    max_attempts: int = Field(3, ge=1)
+    # A running job's lease: refreshed by its worker, it tells other workers the job is alive.
+    # An unacknowledged job without a lease is put back on its queue by any worker's sweep.
+    lease_ttl_s: float = Field(15.0, gt=0)
+    recovery_interval_s: float = Field(10.0, gt=0)
+    # Comma-separated models this worker may load; "" = only the configured model.
+    allowed_models: str = ""
+
+    # Overnight batches (issue 4). With Redis, priority 0 is served first: batch jobs get a
+    # larger number than single submits, so an interactive job jumps the waiting batch.
+    batch_priority: int = Field(7, ge=0, le=9)
+    # Local time during which a worker takes jobs, "HH:MM-HH:MM" (may wrap midnight); "" = always.
+    worker_window: str = ""
+    # How often a worker re-reads the pause flag and its window.
+    gate_poll_s: float = Field(1.0, gt=0)
+    # Cells in a batch's contact-sheet.png; the gallery page always lists every job.
+    contact_sheet_max_images: int = Field(1024, ge=1)
+
+    # Living on a Mac (issue 6): memory guard, power and heat. 0 turns a budget off.
+    # After each job the worker measures these; over budget it empties the allocator
+    # cache, and if still over it finishes the job and then recycles its process.
+    mps_memory_budget_mb: int = Field(0, ge=0, description="torch.mps driver; 0 = half the RAM")
+    cuda_memory_budget_mb: int = Field(0, ge=0, description="torch.cuda reserved; 0 = off")
+    rss_budget_mb: int = Field(0, ge=0, description="worker process RSS; 0 = off")
+    # macOS swapping wrecks speed (the guide). Swap grown since the worker process started,
+    # not swap in use: other apps' swap must not make the worker recycle after every job.
+    swap_growth_budget_mb: int = Field(1024, ge=0, description="0 = off")
+    # Exported as PYTORCH_MPS_HIGH_WATERMARK_RATIO before torch loads: 1.0 caps MPS at the
+    # GPU's recommended working set, so a job fails with an MPS out-of-memory error instead
+    # of driving macOS into swap (torch's own default, 1.7, lets it overshoot). None = torch's.
+    mps_high_watermark_ratio: float | None = Field(1.0, ge=0)
+    keep_awake: bool = Field(True, description="hold off idle sleep while jobs are queued")
+    keep_awake_command: str = "caffeinate -i -w {pid}"
+    pause_on_battery: bool = Field(True, description="stop taking jobs on battery, resume on AC")
+    power_status_command: str = "pmset -g batt"
+    power_poll_s: float = Field(30.0, gt=0)
+    # Free space below which `nightshift doctor` fails the results folder.
+    min_free_disk_gb: float = Field(5.0, ge=0)
+
+    # Watching it work (issue 5): Flower, the metrics exporter, Flower's terminate.
+    # Flower refuses to start without both credentials unless bound to 127.0.0.1 with --no-auth.
+    flower_user: str = ""
+    flower_password: str = ""
+    flower_address: str = Field("127.0.0.1", description="0.0.0.0 to reach it from the LAN")
+    flower_port: int = Field(5555, ge=1, le=65535)
+    # How often Flower writes its state file (it also writes it when it stops).
+    flower_state_save_interval_s: int = Field(60, ge=1)
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int = Field(9808, ge=1, le=65535)
+    # A terminate from Flower reaches the rendering child as SIGTERM; the child waits this
+    # long for the matching cancel request, otherwise it exits as before (cold shutdown).
+    terminate_grace_s: float = Field(3.0, gt=0)
+
+    # Speed on CUDA (issue 7); mps and cpu ignore the fast path, and mps never groups.
+    # The fast path (channels-last, fused QKV, torch.compile of the UNet) is built and warmed
+    # at worker start-up for each group size below, never inside a job.
+    fast_path: bool = Field(True, description="compile at start-up on cuda; false = eager")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "reduce-overhead"
+    # Jobs queued together as a group share one forward pass, at most this many.
+    max_group_size: int = Field(16, ge=1, le=64)
+    # Group sizes compiled at start-up ("1,16"); a group is cut into these sizes on cuda.
+    fast_path_group_sizes: str = "1,16"
+
+    @field_validator("fast_path_group_sizes")
+    @classmethod
+    def _group_sizes(cls, value: str) -> str:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if not all(p.isdigit() and int(p) >= 1 for p in parts):
+            raise ValueError(f"must be comma-separated positive integers, got {value!r}")
+        return value
+
     @model_validator(mode="after")
     def _time_limit_below_visibility(self) -> Settings:
         if self.job_time_limit_s >= self.visibility_timeout_s:
@@ -63,6 +137,17 @@ class Settings(BaseSettings):
             )
         if not self.queue_list:
             raise ValueError(f"NIGHTSHIFT_QUEUES names no queue (got {self.queues!r})")
+        return self
+
+    @model_validator(mode="after")
+    def _model_allowed(self) -> Settings:
+        # The model comes from this config only (a job has no model field); the allow-list
+        # guards against a tampered NIGHTSHIFT_MODEL making the worker fetch another repo.
+        if self.model not in self.allowed_model_list:
+            raise ValueError(
+                f"NIGHTSHIFT_MODEL {self.model!r} is not in NIGHTSHIFT_ALLOWED_MODELS "
+                f"({self.allowed_models!r})"
+            )
         return self
 
     @classmethod
@@ -80,6 +165,25 @@ class Settings(BaseSettings):
             if value is not None:
                 env[f"NIGHTSHIFT_{name.upper()}"] = str(value)
         return env
+
+    @property
+    def group_sizes(self) -> tuple[int, ...]:
+        """fast_path_group_sizes as sorted ints within 1..max_group_size (1 always included)."""
+        sizes = {1}
+        for part in self.fast_path_group_sizes.split(","):
+            if part.strip():
+                sizes.add(min(int(part), self.max_group_size))
+        return tuple(sorted(sizes))
+
+    @property
+    def allowed_model_list(self) -> list[str]:
+        listed = [m.strip() for m in self.allowed_models.split(",") if m.strip()]
+        return listed or [self.model]
+
+    @property
+    def redis_url_redacted(self) -> str:
+        """redis_url with any password replaced by ***, for logs and messages."""
+        return redact_url(self.redis_url)
 
     @property
     def queue_list(self) -> list[str]:
@@ -101,6 +205,11 @@ class Settings(BaseSettings):
     @property
     def tiny_model_path(self) -> Path:
         return self.data_path / "models" / "tiny"
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a redis:// or rediss:// URL (user:password@ or :password@)."""
+    return re.sub(r"(://[^:@/]*:)[^/]*@", r"\1***@", url)
 
 
 def _settings_error(exc: ValidationError) -> InvalidSettings:

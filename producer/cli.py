@@ -7,16 +7,27 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from config.errors import BrokerUnavailable, InvalidInput, NightshiftError
 from config.schema import JobRecord, JobStatus
+from producer.batchfile import parse_expiry
 from producer.client import Client, record_json
 
 # Modules that add their own subcommands: each defines add_parsers(sub), and its handlers
 # import anything heavy (torch) only when run. Worker-side commands are reached only through
 # this list, so producer code never imports worker code.
-COMMAND_MODULES = ["producer.oneshot", "worker.cli"]
+COMMAND_MODULES = [
+    "producer.oneshot",
+    "worker.cli",
+    "producer.flower_cli",
+    "producer.watch",
+    "producer.metrics",
+    "producer.deadletter_cli",
+    "producer.batch_cli",
+    "worker.mac_cli",
+]
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -52,6 +63,7 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--priority", type=int, help="0 (first) to 9 (last)")
     p.add_argument("--queue")
     p.add_argument("--id", dest="job_id", help="your own job id; an existing id is not run twice")
+    p.add_argument("--expires", help="drop the job if not started in time: 30m, 8h, or an ISO time")
     p.add_argument("--wait", action="store_true", help="wait, then print the output path(s)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds to --wait")
     p.add_argument("--json", action="store_true", help="print the job record as JSON")
@@ -75,8 +87,11 @@ SUBMIT_FIELDS = (
 def cmd_submit(args: argparse.Namespace) -> int:
     client = Client.from_env()
     params = {name: getattr(args, name) for name in SUBMIT_FIELDS}
+    if args.expires:
+        params["expires_at"] = parse_expiry(args.expires, time.time(), "--expires")
     job = client.submit(args.prompt, job_id=args.job_id, **params)
-    record = job.wait(args.timeout) if args.wait else job.record()
+    # The live bar goes to stderr, so stdout keeps only the path(s) or the JSON.
+    record = job.wait(args.timeout, progress=True) if args.wait else job.record()
     if args.json:
         print(record_json(record))
     elif args.wait:

@@ -56,6 +56,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "WARNING",
             ],
             env=env,
+            # Stdout carries only the PNG path(s): the worker's banner and logs go to stderr.
+            stdout=sys.stderr,
         )
         stack.callback(_stop, worker)
         client = Client(Settings.from_env(redis_url=url, queues=queue))

@@ -30,3 +30,14 @@ def _load_model(**_: Any) -> None:
     from worker import runtime
 
     runtime.start(settings)
+
+
+# Importing these connects their signal handlers and steps:
+# - metrics, revoke: Flower's revoke/terminate become cancels; per-job Prometheus counters;
+# - mac_hooks: memory guard after each job, keep-awake, pause on battery, the MPS cap;
+# - inbound, recovery: malformed messages dropped; leases and the sweep that requeues a
+#   dead worker's job within seconds instead of after the visibility timeout;
+# - gate, report: pause/resume and the overnight window; the report after a batch ends.
+from worker import gate, inbound, mac_hooks, metrics, recovery, report, revoke  # noqa: E402, F401
+
+app.steps["consumer"].add(gate.Gate)

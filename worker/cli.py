@@ -16,6 +16,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     worker.add_argument(
         "--queues", help="comma-separated queues to consume (default NIGHTSHIFT_QUEUES, 'mps')"
     )
+    worker.add_argument(
+        "--window", help="take jobs only between these local times, e.g. 22:00-07:00"
+    )
     worker.add_argument("--hostname", default=f"nightshift@{socket.gethostname()}")
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(handler=cmd_worker)
@@ -32,6 +35,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.queues:
         # The child process reads settings from the environment, so pass the flag down there.
         os.environ["NIGHTSHIFT_QUEUES"] = args.queues
+    if args.window:
+        from worker.gate import Window
+
+        Window.parse(args.window)  # a bad window fails here, with the flag's value
+        os.environ["NIGHTSHIFT_WORKER_WINDOW"] = args.window
     from worker.celery_app import app, settings
 
     app.worker_main(

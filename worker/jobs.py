@@ -13,6 +13,7 @@ from pathlib import Path
 from config import names
 from config.errors import JobCancelled, RenderFailed
 from config.schema import JobRecord, JobSpec, JobStatus, Limits, RenderInfo, parse_job
+from worker import deadletter
 from worker.outputs import output_paths, outputs_complete, png_info, save_png
 from worker.renderer import RenderResult
 from worker.runtime import WorkerContext
@@ -26,6 +27,26 @@ def decode_job(payload: object, ctx: WorkerContext) -> JobSpec:
 
 
 def run_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord:
+    done = start_job(spec, ctx)
+    return done if done is not None else render_started(spec, ctx)
+
+
+def render_started(spec: JobSpec, ctx: WorkerContext) -> JobRecord:
+    """Render a job already recorded as started, save it, and record the outcome."""
+    try:
+        result = ctx.renderer.render(
+            spec, on_step=ProgressReporter(ctx, spec), should_stop=CancelCheck(ctx, spec.id)
+        )
+    except JobCancelled as exc:
+        return record_cancelled(ctx, spec.id, str(exc))
+    except RenderFailed as exc:
+        _record_end(ctx, spec.id, JobStatus.FAILED, str(exc))
+        raise
+    return finish_job(spec, ctx, result)
+
+
+def start_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord | None:
+    """Record the job started; returns its final record instead when there is nothing to do."""
     store = ctx.store
     # A message pushed straight into Redis has no record yet; give it one.
     store.create(JobRecord(spec=spec, created_at=spec.created_at))
@@ -33,28 +54,37 @@ def run_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord:
     if record.status.finished:
         logger.info("job %s is already %s; nothing to do", spec.id, record.status.value)
         return record
+    if record.status is JobStatus.QUEUED and spec.expires_at and time.time() > spec.expires_at:
+        # Not started in time: dropped, with the reason, instead of rendering too late.
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(spec.expires_at))
+        return _record_end(ctx, spec.id, JobStatus.CANCELLED, f"expired: not started by {when}")
     paths = output_paths(ctx.settings.results_path, spec)
     if record.status is JobStatus.STARTED and outputs_complete(paths):
         # Crashed after writing the images but before the ack: do not render again.
         return store.update(spec.id, lambda r: _succeed(r, paths, None))
+    if deadletter.exhausted(record, ctx.settings.max_attempts):
+        # Every earlier attempt killed its worker: stop here instead of crash-looping.
+        return deadletter.give_up(store, record, ctx.settings.max_attempts)
     store.update(spec.id, lambda r: _start(r, ctx))
+    return None
+
+
+def finish_job(spec: JobSpec, ctx: WorkerContext, result: RenderResult) -> JobRecord:
+    """Save the job's images with their metadata and record it succeeded."""
+    paths = output_paths(ctx.settings.results_path, spec)
     try:
-        result = ctx.renderer.render(
-            spec, on_step=ProgressReporter(ctx, spec), should_stop=CancelCheck(ctx, spec.id)
-        )
         for image, seed, path in zip(result.images, result.seeds, paths, strict=True):
             save_png(image, path, png_info(spec, seed, result.sampler, ctx.settings.model))
-    except JobCancelled as exc:
-        ctx.store.redis.delete(names.cancel_key(spec.id))
-        return _record_end(ctx, spec.id, JobStatus.CANCELLED, str(exc))
-    except RenderFailed as exc:
-        _record_end(ctx, spec.id, JobStatus.FAILED, str(exc))
-        raise
     except OSError as exc:
         reason = f"cannot write results to {paths[0].parent}: {exc.strerror or exc}"
         _record_end(ctx, spec.id, JobStatus.FAILED, reason)
         raise RenderFailed(reason) from exc
-    return store.update(spec.id, lambda r: _succeed(r, paths, result))
+    return ctx.store.update(spec.id, lambda r: _succeed(r, paths, result))
+
+
+def record_cancelled(ctx: WorkerContext, job_id: str, reason: str) -> JobRecord:
+    ctx.store.redis.delete(names.cancel_key(job_id))
+    return _record_end(ctx, job_id, JobStatus.CANCELLED, reason)
 
 
 def fail_job(job_id: str, ctx: WorkerContext, reason: str) -> None:

@@ -36,7 +36,7 @@ def load_pipeline(settings: Settings, plan: DevicePlan) -> Any:
     from diffusers import DiffusionPipeline
 
     source = resolve_model(settings)
-    kwargs: dict[str, Any] = {"torch_dtype": getattr(torch, plan.dtype)}
+    kwargs: dict[str, Any] = {_dtype_kwarg(): getattr(torch, plan.dtype)}
     if not settings.safety_checker:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     variant = plan.half and _has_fp16_variant(source) is not False
@@ -56,6 +56,14 @@ def load_pipeline(settings: Settings, plan: DevicePlan) -> Any:
         pipe.enable_attention_slicing()
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _dtype_kwarg() -> str:
+    from diffusers.pipelines import pipeline_utils
+
+    # Newer diffusers renamed torch_dtype to dtype (the old name warns); older ones know only
+    # torch_dtype and would silently ignore dtype.
+    return "dtype" if hasattr(pipeline_utils, "_resolve_dtype") else "torch_dtype"
 
 
 def _from_pretrained(cls: Any, source: str, kwargs: dict[str, Any], *, fp16_variant: bool) -> Any:

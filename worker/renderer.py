@@ -49,6 +49,9 @@ class _Pass:
     on_step: StepHook | None
     should_stop: StopCheck | None
     steps_done: int = 0
+    # A grouped pass (several jobs, one forward pass): one prompt per seed.
+    prompts: list[str] | None = None
+    negatives: list[str] | None = None
 
 
 class Renderer:
@@ -113,6 +116,43 @@ class Renderer:
             unet_calls=calls,
         )
 
+    def render_group(
+        self,
+        specs: list[JobSpec],
+        on_step: StepHook | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> list[RenderResult]:
+        """Compatible jobs (same size, steps, guidance, scheduler) in one forward pass.
+
+        Each image keeps its own prompt and CPU-generator seed, so it matches the same
+        job rendered alone up to batched-arithmetic rounding. Callers group only off mps.
+        """
+        start = time.perf_counter()
+        self._use_scheduler(specs[0].scheduler)
+        seeds = [seed for spec in specs for seed in spec.seeds()]
+        prompts = [spec.prompt for spec in specs for _ in spec.seeds()]
+        negatives = [spec.negative_prompt for spec in specs for _ in spec.seeds()]
+        run = _Pass(specs[0], seeds, 0, on_step, should_stop, prompts=prompts, negatives=negatives)
+        images, nsfw, retried = self._render_checked(run)
+        elapsed = time.perf_counter() - start
+        results, first = [], 0
+        for spec in specs:
+            last = first + spec.images
+            results.append(
+                RenderResult(
+                    images=images[first:last],
+                    seeds=seeds[first:last],
+                    nsfw=nsfw[first:last],
+                    sampler=sampler_label(self.pipe.scheduler),
+                    retried_safer=retried,
+                    render_s=elapsed,
+                    unet_calls=run.steps_done,
+                    notes=[f"grouped with {len(specs) - 1} other jobs"],
+                )
+            )
+            first = last
+        return results
+
     def _render_checked(self, run: _Pass) -> tuple[list[Any], list[bool], bool]:
         problem = None
         for safer in (False, True):
@@ -152,13 +192,13 @@ class Renderer:
         spec = run.spec
         with torch.inference_mode():
             out = self.pipe(
-                prompt=spec.prompt,
-                negative_prompt=spec.negative_prompt or None,
+                prompt=run.prompts or spec.prompt,
+                negative_prompt=run.negatives or spec.negative_prompt or None,
                 num_inference_steps=spec.steps,
                 guidance_scale=spec.guidance,
                 height=spec.height,
                 width=spec.width,
-                num_images_per_prompt=len(run.seeds),
+                num_images_per_prompt=1 if run.prompts else len(run.seeds),
                 # Noise from CPU generators: the same seed gives the same image on any device.
                 generator=[torch.Generator("cpu").manual_seed(s) for s in run.seeds],
                 # Latents only: the decode is ours (checked, float32 on retry), and an

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from config import names
 from config.settings import Settings
 from config.store import JobStore
+from worker import fastpath
 from worker.device import DevicePlan, HostFacts, plan_device
 from worker.pipeline import load_pipeline
 from worker.renderer import Renderer
@@ -26,6 +27,8 @@ class WorkerContext:
     plan: DevicePlan
     hostname: str
     pid: int
+    # Group sizes compiled at start-up (fast path); empty: any size up to max_group_size.
+    group_sizes: tuple[int, ...] = ()
 
     @property
     def stats_key(self) -> str:
@@ -49,6 +52,7 @@ def start(settings: Settings, facts: HostFacts | None = None) -> WorkerContext:
     begin = time.perf_counter()
     renderer = Renderer(load_pipeline(settings, plan), plan, settings.model)
     load_s = time.perf_counter() - begin
+    fast = fastpath.apply(renderer, settings, plan)  # compiles here, never inside a job
     warm_s = renderer.warm_up() if settings.warmup else 0.0
     ctx = WorkerContext(
         settings,
@@ -57,6 +61,10 @@ def start(settings: Settings, facts: HostFacts | None = None) -> WorkerContext:
         plan,
         socket.gethostname(),
         os.getpid(),
+        group_sizes=fast.group_sizes,
+    )
+    ctx.store.redis.hset(
+        ctx.stats_key, mapping={"fast_path": fast.reason, "compile_s": round(fast.compile_s, 3)}
     )
     _announce(ctx, load_s, warm_s)
     logger.info("ready: loaded in %.1f s, warmed in %.1f s", load_s, warm_s)

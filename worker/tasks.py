@@ -8,10 +8,13 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from config.errors import NightshiftError
-from config.names import RENDER_TASK
+from config.names import RENDER_GROUP_TASK, RENDER_TASK
+from config.schema import JobStatus
 from worker import runtime
 from worker.celery_app import app, settings
+from worker.grouping import run_group
 from worker.jobs import decode_job, fail_job, run_job
+from worker.revoke import end_as_revoked
 
 logger = logging.getLogger(__name__)
 
@@ -30,4 +33,20 @@ def render(payload: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:
         fail_job(spec.id, ctx, f"internal error: {type(exc).__name__}: {exc}")
         raise
+    if record.status is JobStatus.CANCELLED:
+        end_as_revoked(render)  # Flower shows REVOKED, not SUCCESS
     return {"id": record.id, "status": record.status.value, "outputs": record.outputs}
+
+
+@app.task(name=RENDER_GROUP_TASK)
+def render_group(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ctx = runtime.current()
+    specs = [decode_job(payload, ctx) for payload in payloads]
+    try:
+        records = run_group(specs, ctx)
+    except SoftTimeLimitExceeded:
+        for spec in specs:
+            if not ctx.store.get(spec.id).status.finished:
+                fail_job(spec.id, ctx, f"time limit of {settings.job_time_limit_s} s exceeded")
+        raise
+    return [{"id": r.id, "status": r.status.value, "outputs": r.outputs} for r in records]

@@ -1,0 +1,333 @@
+"""Batch files: read YAML, JSON, JSONL or CSV and expand them into validated job specs.
+
+A YAML or JSON file is one object::
+
+    name: cats                      # optional, shown in `batch list`
+    defaults: {steps: 30, width: 512, height: 512}
+    prompts:                        # strings, or objects with per-row overrides
+      - a {red|green|blue} cat      # wildcards: one option drawn from the job's seed
+      - {prompt: a lighthouse, steps: 40}
+    prompts_file: prompts.txt       # or: one prompt per line, next to this file
+    combine:                        # groups combined as a product; lists in a group zipped
+      - {width: [512, 768], height: [768, 512]}
+      - {guidance: [5, 7.5]}
+    seeds: 1-4                      # a list, a range "A-B", or {count: N} random ones
+    runs: 2                         # repeat everything N times
+    expires: 8h                     # drop jobs not started in time (or an ISO time);
+                                    # a row may carry its own `expires`
+
+A JSONL or CSV file is just the rows: one job per line, `prompt` plus any overrides.
+Errors name the file, the row and the field.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import random
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config.errors import InvalidInput, InvalidJob
+from config.schema import SEED_MAX, JobSpec, Limits, parse_job
+from config.settings import Settings
+
+TOP_KEYS = {"name", "defaults", "prompts", "prompts_file", "combine", "seeds", "runs", "expires"}
+ROW_KEYS = {"prompt", "negative_prompt", "seed", "steps", "width", "height", "guidance"}
+ROW_KEYS |= {"images", "scheduler", "queue", "priority", "expires"}
+WILDCARD_RE = re.compile(r"\{([^{}]*\|[^{}]*)\}")
+RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+MAX_JOBS = 100_000
+
+
+@dataclass
+class BatchFile:
+    """A parsed batch file, before expansion; `digest` identifies its content."""
+
+    path: Path
+    name: str
+    rows: list[dict[str, Any]]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    combine: list[dict[str, list[Any]]] = field(default_factory=list)
+    seeds: list[int] | None = None
+    random_seeds: int = 0
+    runs: int = 1
+    expires: str | None = None
+    digest: str = ""
+
+
+def load(path: Path) -> BatchFile:
+    """Read and check a batch file; raise InvalidInput naming the file, row and field."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput("batch file", str(path), exc.strerror or str(exc)) from None
+    text = raw.decode("utf-8", errors="replace")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return _from_rows(path, _jsonl_rows(path, text), raw)
+    if suffix == ".csv":
+        return _from_rows(path, _csv_rows(text), raw)
+    if suffix in (".yaml", ".yml", ".json"):
+        return _from_object(path, _parse_object(path, text), raw)
+    raise InvalidInput("batch file", str(path), "must end in .yaml, .yml, .json, .jsonl or .csv")
+
+
+def _err(path: Path, where: str, value: object, reason: str) -> InvalidJob:
+    return InvalidJob(f"{path.name}, {where}", value, reason)
+
+
+def _parse_object(path: Path, text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise _err(path, "syntax", path.name, str(exc).replace("\n", " ")) from None
+    if not isinstance(data, dict):
+        raise _err(path, "top level", type(data).__name__, "must be a mapping of settings")
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise _err(path, unknown[0], data[unknown[0]], f"unknown key; use {sorted(TOP_KEYS)}")
+    return data
+
+
+def _jsonl_rows(path: Path, text: str) -> list[Any]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise _err(path, f"row {number}", line[:60], f"not JSON: {exc.msg}") from None
+    return rows
+
+
+def _csv_rows(text: str) -> list[Any]:
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        rows.append({k.strip(): _csv_value(k.strip(), v) for k, v in row.items() if k and v})
+    return rows
+
+
+def _csv_value(key: str, text: str) -> Any:
+    text = text.strip()
+    if key in ("seed", "steps", "width", "height", "images", "priority"):
+        return int(text) if text.isdigit() else text
+    if key == "guidance":
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _from_rows(path: Path, rows: list[Any], raw: bytes) -> BatchFile:
+    batch = BatchFile(path, path.stem, [_row(path, i, r) for i, r in enumerate(rows, 1)])
+    batch.digest = hashlib.sha256(raw).hexdigest()
+    return _nonempty(batch)
+
+
+def _from_object(path: Path, data: dict[str, Any], raw: bytes) -> BatchFile:
+    prompts = list(data.get("prompts") or [])
+    digest = hashlib.sha256(raw)
+    if "prompts_file" in data:
+        lines, extra = _prompts_file(path, data["prompts_file"])
+        prompts += lines
+        digest.update(extra)
+    batch = BatchFile(path, str(data.get("name") or path.stem), [])
+    batch.rows = [_row(path, i, r) for i, r in enumerate(prompts, 1)]
+    batch.defaults = _defaults(path, data.get("defaults") or {})
+    batch.combine = _combine(path, data.get("combine") or [])
+    batch.seeds, batch.random_seeds = _seeds(path, data.get("seeds"))
+    batch.runs = _positive(path, "runs", data.get("runs", 1))
+    batch.expires = None if data.get("expires") is None else str(data["expires"])
+    batch.digest = digest.hexdigest()
+    return _nonempty(batch)
+
+
+def _prompts_file(path: Path, name: object) -> tuple[list[str], bytes]:
+    target = path.parent / str(name)
+    try:
+        raw = target.read_bytes()
+    except OSError as exc:
+        raise _err(path, "prompts_file", str(name), exc.strerror or str(exc)) from None
+    lines = raw.decode("utf-8", errors="replace").splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")], raw
+
+
+def _row(path: Path, number: int, row: Any) -> dict[str, Any]:
+    if isinstance(row, str):
+        row = {"prompt": row}
+    if not isinstance(row, dict):
+        raise _err(path, f"row {number}", row, "must be a prompt or an object with 'prompt'")
+    unknown = sorted(set(row) - ROW_KEYS)
+    if unknown:
+        raise _err(path, f"row {number}, {unknown[0]}", row[unknown[0]], "unknown field")
+    if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
+        raise _err(path, f"row {number}, prompt", row.get("prompt"), "must be non-empty text")
+    return {"row": number, **row}
+
+
+def _defaults(path: Path, data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise _err(path, "defaults", data, "must be a mapping of job fields")
+    unknown = sorted(set(data) - (ROW_KEYS - {"prompt"}))
+    if unknown:
+        raise _err(path, f"defaults, {unknown[0]}", data[unknown[0]], "unknown field")
+    return dict(data)
+
+
+def _combine(path: Path, groups: Any) -> list[dict[str, list[Any]]]:
+    if isinstance(groups, dict):
+        groups = [groups]
+    if not isinstance(groups, list):
+        raise _err(path, "combine", groups, "must be a list of groups of value lists")
+    checked = []
+    for number, group in enumerate(groups, 1):
+        where = f"combine group {number}"
+        if not isinstance(group, dict) or not group:
+            raise _err(path, where, group, "must map field names to lists of values")
+        lists = {k: v if isinstance(v, list) else [v] for k, v in group.items()}
+        for key, values in lists.items():
+            if key not in ROW_KEYS - {"prompt"} or not values:
+                raise _err(path, f"{where}, {key}", values, "unknown field or empty list")
+        lengths = {len(v) for v in lists.values()}
+        if len(lengths) > 1:
+            raise _err(path, where, group, "lists in one group are zipped: same length needed")
+        checked.append(lists)
+    return checked
+
+
+def _seeds(path: Path, spec: Any) -> tuple[list[int] | None, int]:
+    """(explicit seeds, how many random ones): a list, "A-B", a number, or {count: N}."""
+    if spec is None:
+        return None, 0
+    if isinstance(spec, dict) and set(spec) == {"count"}:
+        return None, _positive(path, "seeds.count", spec["count"])
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        spec = [spec]
+    if isinstance(spec, str) and (match := RANGE_RE.match(spec)):
+        low, high = int(match[1]), int(match[2])
+        if low > high or high > SEED_MAX or high - low >= MAX_JOBS:
+            raise _err(path, "seeds", spec, f"range must be low-high within 0-{SEED_MAX}")
+        return list(range(low, high + 1)), 0
+    if isinstance(spec, list) and spec and all(_is_seed(s) for s in spec):
+        return [int(s) for s in spec], 0
+    reason = f"use a list, a range like 1-100, or {{count: N}} (seeds 0-{SEED_MAX})"
+    raise _err(path, "seeds", spec, reason)
+
+
+def _is_seed(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= SEED_MAX
+
+
+def _positive(path: Path, name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_JOBS:
+        raise _err(path, name, value, f"must be a whole number from 1 to {MAX_JOBS}")
+    return value
+
+
+def _nonempty(batch: BatchFile) -> BatchFile:
+    if not batch.rows:
+        raise _err(batch.path, "prompts", [], "the file has no prompts")
+    return batch
+
+
+def count_jobs(batch: BatchFile) -> int:
+    combos = 1
+    for group in batch.combine:
+        combos *= len(next(iter(group.values())))
+    seeds = len(batch.seeds) if batch.seeds else max(batch.random_seeds, 1)
+    return len(batch.rows) * combos * seeds * batch.runs
+
+
+def expand(batch: BatchFile, settings: Settings, batch_id: str) -> list[JobSpec]:
+    """Every job of the batch, validated, ids `<batch_id>-<n>`, seeds drawn and recorded."""
+    total = count_jobs(batch)
+    if total > MAX_JOBS:
+        raise _err(batch.path, "size", total, f"more than {MAX_JOBS} jobs in one batch")
+    now, limits = time.time(), Limits.from_settings(settings)
+    base = _base(batch, settings, now)
+    specs = []
+    for n, (row, combo, seed) in enumerate(_combinations(batch), 1):
+        data = base | {k: v for k, v in row.items() if k != "row"} | combo
+        data["seed"] = data.get("seed", seed)
+        if "expires" in data:
+            where = f"{batch.path.name}, row {row['row']}, expires"
+            data["expires_at"] = parse_expiry(str(data.pop("expires")), now, where)
+        data["prompt"] = fill_wildcards(str(data["prompt"]), int(data["seed"]))
+        data["id"] = f"{batch_id}-{n:05d}"
+        data["batch_id"] = batch_id
+        specs.append(_validate(batch.path, row["row"], data, limits))
+    return specs
+
+
+def _base(batch: BatchFile, settings: Settings, now: float) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "steps": settings.default_steps,
+        "guidance": settings.default_guidance,
+        "priority": settings.batch_priority,
+        "queue": settings.default_queue,
+        "created_at": now,
+    }
+    if batch.expires is not None:
+        base["expires_at"] = parse_expiry(batch.expires, now, f"{batch.path.name}, expires")
+    return base | batch.defaults
+
+
+def _combinations(batch: BatchFile) -> Any:
+    groups = [
+        [dict(zip(g, values, strict=True)) for values in zip(*g.values(), strict=True)]
+        for g in batch.combine
+    ]
+    for _run in range(batch.runs):
+        for row in batch.rows:
+            for parts in itertools.product(*groups):
+                combo: dict[str, Any] = {}
+                for part in parts:
+                    combo |= part
+                for seed in _seed_list(batch):
+                    yield row, combo, seed
+
+
+def _seed_list(batch: BatchFile) -> list[int]:
+    if batch.seeds:
+        return batch.seeds
+    # Drawn here and stored in every job spec, so the run can be repeated exactly.
+    return [secrets.randbelow(SEED_MAX + 1) for _ in range(max(batch.random_seeds, 1))]
+
+
+def _validate(path: Path, row: int, data: dict[str, Any], limits: Limits) -> JobSpec:
+    if isinstance(data.get("guidance"), int):
+        data["guidance"] = float(data["guidance"])  # YAML writes 7 for 7.0
+    try:
+        return parse_job(data, limits)
+    except InvalidJob as exc:
+        raise _err(path, f"row {row}, {exc.field}", exc.value, exc.reason) from None
+
+
+def fill_wildcards(prompt: str, seed: int) -> str:
+    """Replace each {a|b|c} by one option, chosen by a generator seeded with the job's seed."""
+    rng = random.Random(seed)
+    return WILDCARD_RE.sub(lambda m: rng.choice(m[1].split("|")).strip(), prompt)
+
+
+def parse_expiry(text: str, now: float, field_name: str = "expires") -> float:
+    """A duration from now ("90s", "30m", "8h", "2d", bare seconds) or an ISO local time."""
+    if match := DURATION_RE.match(text):
+        unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+        return now + float(match[1]) * unit
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise InvalidInput(field_name, text, "use 30m, 8h, 2d or an ISO time") from None

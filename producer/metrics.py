@@ -1,0 +1,128 @@
+"""`nightshift metrics`: a Prometheus exporter for what Flower's /metrics does not know.
+
+Everything is read from Redis at scrape time (nothing is kept in this process, so it can
+restart freely): queue depth per priority level straight from kombu's lists, job counts by
+status from the record indexes, the counters the worker adds after each job (wait time,
+render seconds, images, failures by reason) and each worker process's resident memory.
+Flower's own /metrics covers worker online state, task events and runtimes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from collections.abc import Iterator
+
+import redis
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from config import names
+from config.schema import JobStatus
+from config.settings import Settings
+from config.store import redis_client
+
+PRIORITIES = range(10)  # config/celery_conf.py: priority_steps 0..9
+SEP = ":"  # and the same separator kombu uses for the priority sub-lists
+
+
+def priority_list(queue: str, priority: int) -> str:
+    """kombu's Redis list for one priority level: `queue` for 0, `queue:N` otherwise."""
+    return f"{queue}{SEP}{priority}" if priority else queue
+
+
+def queue_depths(r: redis.Redis, queues: list[str]) -> dict[tuple[str, int], int]:
+    pipe = r.pipeline(transaction=False)
+    keys = [(q, p) for q in queues for p in PRIORITIES]
+    for q, p in keys:
+        pipe.llen(priority_list(q, p))
+    return dict(zip(keys, (int(n) for n in pipe.execute()), strict=True))
+
+
+class NightshiftCollector(Collector):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = redis_client(settings)
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield self._queue_depth()
+        yield self._jobs_by_status()
+        yield from self._job_counters()
+        yield self._worker_memory()
+
+    def _queue_depth(self) -> GaugeMetricFamily:
+        g = GaugeMetricFamily(
+            "nightshift_queue_depth", "Jobs waiting in the broker", labels=["queue", "priority"]
+        )
+        for (queue, priority), n in queue_depths(self.redis, self.settings.queue_list).items():
+            g.add_metric([queue, str(priority)], n)
+        return g
+
+    def _jobs_by_status(self) -> GaugeMetricFamily:
+        g = GaugeMetricFamily("nightshift_jobs", "Job records by status", labels=["status"])
+        for status in JobStatus:
+            g.add_metric([status.value], self.redis.zcard(names.status_index(status.value)))
+        return g
+
+    def _job_counters(self) -> Iterator[CounterMetricFamily]:
+        raw = {str(k): float(v) for k, v in self.redis.hgetall(names.JOB_METRICS).items()}
+        for name, doc in _PLAIN_COUNTERS:
+            yield CounterMetricFamily(f"nightshift_{name}", doc, value=raw.get(name, 0.0))
+        for name, label, doc in _LABELLED_COUNTERS:
+            c = CounterMetricFamily(f"nightshift_{name}", doc, labels=[label])
+            for key, value in raw.items():
+                if key.startswith(f"{name}:"):
+                    c.add_metric([key.split(":", 1)[1]], value)
+            yield c
+
+    def _worker_memory(self) -> GaugeMetricFamily:
+        g = GaugeMetricFamily(
+            "nightshift_worker_rss_bytes",
+            "Resident memory of each rendering process",
+            labels=["worker"],
+        )
+        for member in self.redis.zrange(names.WORKERS_INDEX, 0, -1):
+            host, _, pid = str(member).rpartition(":")
+            rss = self.redis.hget(names.worker_key(host, int(pid)), "rss_bytes")
+            if rss is not None:
+                g.add_metric([str(member)], float(rss))
+        return g
+
+
+# Counter names without the _total suffix: prometheus_client adds it when it exposes them.
+_PLAIN_COUNTERS = (
+    ("queue_wait_seconds", "Seconds jobs waited in the queue before they started"),
+    ("started", "Jobs that started rendering (denominator for the mean wait)"),
+    ("render_seconds", "Seconds spent rendering succeeded jobs"),
+    ("images", "Images written by succeeded jobs"),
+)
+_LABELLED_COUNTERS = (
+    ("jobs_finished", "status", "Finished jobs by outcome"),
+    ("failures", "reason", "Failed jobs by reason"),
+)
+
+
+def serve(settings: Settings) -> None:
+    registry = CollectorRegistry()
+    registry.register(NightshiftCollector(settings))
+    start_http_server(settings.metrics_port, settings.metrics_address, registry=registry)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("metrics", help="serve Prometheus metrics (queue depth, wait, s/image)")
+    p.add_argument("--address", help="default NIGHTSHIFT_METRICS_ADDRESS (127.0.0.1)")
+    p.add_argument("--port", type=int, help="default NIGHTSHIFT_METRICS_PORT (9808)")
+    p.set_defaults(handler=cmd_metrics)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    overrides = {"metrics_address": args.address, "metrics_port": args.port}
+    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
+    serve(settings)
+    print(
+        f"metrics: http://{settings.metrics_address}:{settings.metrics_port}/metrics",
+        flush=True,
+    )
+    threading.Event().wait()  # the HTTP server runs in a daemon thread
+    return 0

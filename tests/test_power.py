@@ -1,0 +1,193 @@
+"""Power: keep the machine awake while work waits, pause taking jobs on battery.
+
+There is no Mac here: `pmset -g batt` output is faked (literal text, or `cat` of a file the
+test rewrites), and `caffeinate` is stood in for by `sleep`, a real process the watcher
+starts and stops. Redis and the worker are real.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from config.batch_store import PAUSE_KEY
+from config.celery_conf import make_celery
+from config.schema import JobStatus
+from config.settings import Settings
+from producer.client import Client
+from worker.power import (
+    AC,
+    BATTERY,
+    UNKNOWN,
+    KeepAwake,
+    PowerState,
+    PowerWatcher,
+    parse_pmset_batt,
+    read_power,
+    should_pause,
+    work_waiting,
+)
+
+ON_BATTERY = """Now drawing from 'Battery Power'
+ -InternalBattery-0 (id=4653155)	83%; discharging; 5:12 remaining present: true
+"""
+ON_AC = """Now drawing from 'AC Power'
+ -InternalBattery-0 (id=4653155)	100%; charged; 0:00 remaining present: true
+"""
+DESKTOP_ON_UPS = "Now drawing from 'UPS Power'\n"
+STAND_IN_FOR_CAFFEINATE = "sleep 86400"
+
+
+def test_pmset_output_is_read_as_ac_battery_or_unknown() -> None:
+    assert parse_pmset_batt(ON_BATTERY) == PowerState(BATTERY, 83)
+    assert parse_pmset_batt(ON_AC) == PowerState(AC, 100)
+    assert parse_pmset_batt(DESKTOP_ON_UPS) == PowerState(AC, None)
+    assert parse_pmset_batt("pmset: command not found") == PowerState(UNKNOWN, None)
+
+
+def test_a_missing_pmset_never_pauses(settings: Settings) -> None:
+    state = read_power("no-such-pmset -g batt")
+    assert state.source == UNKNOWN
+    assert not should_pause(state, settings)
+
+
+def test_pausing_on_battery_can_be_turned_off(settings: Settings) -> None:
+    battery = parse_pmset_batt(ON_BATTERY)
+    assert should_pause(battery, settings)
+    assert not should_pause(battery, settings.model_copy(update={"pause_on_battery": False}))
+
+
+def test_work_waiting_sees_every_priority_list_and_the_running_job(settings: Settings) -> None:
+    r = redis.Redis.from_url(settings.redis_url)
+    queue = settings.default_queue
+    assert not work_waiting(r, [queue])
+    r.rpush(f"{queue}:7", "a job at priority 7")
+    assert work_waiting(r, [queue])
+    r.delete(f"{queue}:7")
+    r.hset("unacked", "tag", "a job being rendered")
+    assert work_waiting(r, [queue])
+
+
+def test_keep_awake_holds_one_process_and_lets_it_go() -> None:
+    awake = KeepAwake(STAND_IN_FOR_CAFFEINATE)
+    awake.hold()
+    first = awake.process
+    awake.hold()
+    assert awake.holding and awake.process is first
+    awake.release()
+    assert not awake.holding
+    assert first is not None and first.returncode is not None
+
+
+def test_keep_awake_without_caffeinate_is_a_quiet_no_op() -> None:
+    awake = KeepAwake("no-such-caffeinate -i -w {pid}")
+    awake.hold()
+    assert awake.unavailable and not awake.holding
+
+
+def test_the_watcher_pauses_on_battery_and_stays_asleep_while_paused(settings: Settings) -> None:
+    r = redis.Redis.from_url(settings.redis_url)
+    r.rpush(settings.default_queue, "a queued job")
+    power = {"now": ON_BATTERY}
+    calls: list[bool] = []
+    watcher = PowerWatcher(
+        settings.model_copy(update={"keep_awake_command": STAND_IN_FOR_CAFFEINATE}),
+        r,
+        calls.append,
+        read=lambda _command: parse_pmset_batt(power["now"]),
+    )
+    try:
+        watcher.tick()
+        assert calls == [False] and not watcher.awake.holding  # paused: let it sleep
+        watcher.tick()
+        assert calls == [False]  # only changes are acted on
+        power["now"] = ON_AC
+        watcher.tick()
+        assert calls == [False, True] and watcher.awake.holding
+        r.delete(settings.default_queue)
+        watcher.tick()
+        assert not watcher.awake.holding
+    finally:
+        watcher.awake.release()
+
+
+def test_on_battery_queues_reopened_by_someone_else_are_closed_again(settings: Settings) -> None:
+    calls: list[bool] = []
+    consuming = {"now": False}
+    watcher = PowerWatcher(
+        settings,
+        redis.Redis.from_url(settings.redis_url),
+        calls.append,
+        read=lambda _command: parse_pmset_batt(ON_BATTERY),
+        is_consuming=lambda: consuming["now"],
+    )
+    watcher.tick()
+    watcher.tick()
+    assert calls == [False]
+    consuming["now"] = True  # e.g. `nightshift resume` reopened the gate
+    watcher.tick()
+    assert calls == [False, False]
+
+
+def consumed_queues(settings: Settings) -> set[str] | None:
+    """Queues the worker consumes now, as it answers itself; None if it did not answer."""
+    replies = make_celery(settings).control.inspect(timeout=5.0).active_queues()
+    if not replies:
+        return None
+    return {q["name"] for queues in replies.values() for q in queues}
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_real_worker_stops_taking_jobs_on_battery_and_resumes_on_ac(
+    settings: Settings, start_worker: Callable[..., Any], tmp_path: Path
+) -> None:
+    pmset = tmp_path / "pmset.txt"
+    pmset.write_text(ON_BATTERY)
+    faked = settings.model_copy(
+        update={
+            "power_status_command": f"cat {pmset}",
+            "keep_awake_command": STAND_IN_FOR_CAFFEINATE,
+            "power_poll_s": 0.2,
+        }
+    )
+    worker = start_worker(settings_=faked)
+    queue = faked.default_queue
+    try:
+        wait_until(lambda: consumed_queues(faked) == set(), "the worker to stop consuming")
+    except AssertionError as exc:
+        seen = consumed_queues(faked)
+        raise AssertionError(f"{exc}; consuming {seen}\n{worker.tail()}") from None
+
+    client = Client(faked)
+    job = client.submit("rendered once the mac is plugged in", steps=2, width=64, height=64)
+    time.sleep(2.0)  # not a timing assertion: a paused worker must not touch the job at all
+    assert job.record().status is JobStatus.QUEUED
+
+    # Plugged in while the user has paused the queue: power must not override that pause.
+    r = redis.Redis.from_url(faked.redis_url)
+    r.set(PAUSE_KEY, 1)
+    pmset.write_text(ON_AC)
+    wait_until(lambda: "back on AC" in worker.tail(20_000), "the watcher to see AC power")
+    assert consumed_queues(faked) == set()
+    assert job.record().status is JobStatus.QUEUED
+
+    r.delete(PAUSE_KEY)
+    record = job.wait(timeout=180)
+    assert record.status is JobStatus.SUCCEEDED
+    assert consumed_queues(faked) == {queue}
+    log = worker.tail(20_000)
+    assert "on battery: pausing taking jobs" in log
+    assert "back on AC: resuming taking jobs" in log
+    assert "keeping the machine awake (sleep 86400)" in log

@@ -1,0 +1,186 @@
+"""Nobody let in: the model comes from the worker's config only, files stay in RESULTS_DIR,
+passwords never reach logs or records. Real redis-server and worker processes throughout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from config import names
+from config.celery_conf import make_celery
+from config.errors import BrokerUnavailable, InvalidSettings
+from config.schema import JobStatus
+from config.settings import Settings, redact_url
+from producer.client import Client
+from producer.local_redis import free_port, redis_answers
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "s3cret-Pa55"
+
+
+def payload(settings: Settings, job_id: str, **extra: object) -> dict[str, object]:
+    spec = {
+        "id": job_id,
+        "prompt": "raw",
+        "seed": 1,
+        "steps": 2,
+        "guidance": 7.5,
+        "width": 64,
+        "height": 64,
+        "queue": settings.default_queue,
+        "created_at": time.time(),
+    }
+    return spec | extra
+
+
+def test_a_worker_refuses_to_start_with_a_model_outside_its_allow_list(
+    settings: Settings,
+) -> None:
+    env = os.environ | settings.to_env() | {"NIGHTSHIFT_ALLOWED_MODELS": "someone/else"}
+    out = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "worker"],
+        cwd=ROOT,
+        env=env | {"PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "is not in NIGHTSHIFT_ALLOWED_MODELS" in out.stderr
+    with pytest.raises(InvalidSettings):
+        Settings.from_env(model="evil/repo", allowed_models="stable-diffusion-v1-5/x")
+    assert Settings(model="a/b", allowed_models="a/b, c/d").allowed_model_list == ["a/b", "c/d"]
+
+
+def test_a_message_asking_for_another_model_or_remote_code_is_refused(
+    client: Client, worker, settings: Settings
+) -> None:
+    """Sent past the producer's validation, straight to the queue: the worker refuses it."""
+    evil = payload(
+        settings,
+        "evil-model",
+        model="attacker/repo",
+        custom_pipeline="attacker/pipe",
+        trust_remote_code=True,
+    )
+    client.app.send_task(
+        names.RENDER_TASK, args=[evil], task_id="evil-model", queue=settings.default_queue
+    )
+    after = client.submit("after", steps=2, width=64, height=64).wait(180)
+
+    assert after.status is JobStatus.SUCCEEDED
+    assert after.render.model == settings.model
+    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    assert not r.exists(names.job_key("evil-model"))
+    stats = r.hgetall(names.worker_key(after.render.worker, after.render.pid))
+    assert stats["loads"] == "1"  # nothing else was ever loaded
+    assert "unknown field" in worker.tail(100_000)
+
+
+def files_under(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+def test_nothing_is_written_outside_results_dir(
+    client: Client, worker, settings: Settings, tmp_path: Path
+) -> None:
+    before = files_under(tmp_path)
+    bad_ids = ["../../escape", "/tmp/escape", "..", "a/../../escape"]
+    for job_id in bad_ids:  # past the producer: the worker validates again
+        client.app.send_task(
+            names.RENDER_TASK,
+            args=[payload(settings, "ok-id", id=job_id)],
+            task_id=f"t{bad_ids.index(job_id)}",
+            queue=settings.default_queue,
+        )
+    client.app.send_task(
+        names.RENDER_TASK,
+        args=[payload(settings, "batch-escape", batch_id="../../escape")],
+        task_id="batch-escape",
+        queue=settings.default_queue,
+    )
+    good = [
+        client.submit("in a batch", steps=2, width=64, height=64, job_id="b1"),
+        client.submit("plain", steps=2, width=64, height=64, job_id="p1"),
+    ]
+    records = [job.wait(180) for job in good]
+
+    assert all(r.status is JobStatus.SUCCEEDED for r in records)
+    new = files_under(tmp_path) - before
+    results = settings.results_path
+    outside = [p for p in new if results not in p.parents and not p.name.startswith("worker-")]
+    assert outside == []
+    assert sorted(p.name for p in new if results in p.parents) == ["b1-00.png", "p1-00.png"]
+    assert not Path("/tmp/escape-00.png").exists()
+
+
+def aof_in(folder: Path) -> list[str]:
+    return ["--dir", str(folder), "--save", "", "--appendonly", "yes"]
+
+
+@pytest.fixture
+def password_redis(tmp_path: Path) -> object:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            PASSWORD,
+            *aof_in(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while not redis_answers(url, 0.2):
+        assert time.monotonic() < deadline, "password redis did not start"
+        time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_a_password_protected_redis_works_and_the_password_never_shows(
+    password_redis: str, settings: Settings, start_worker
+) -> None:
+    secured = settings.model_copy(update={"redis_url": password_redis})
+    worker = start_worker(settings_=secured)
+    client = Client(secured)
+    record = client.submit("behind a password", steps=2, width=64, height=64).wait(180)
+
+    assert record.status is JobStatus.SUCCEEDED
+    assert PASSWORD not in record.to_json()
+    assert PASSWORD not in worker.tail(1_000_000)
+    wrong = settings.model_copy(update={"redis_url": password_redis.replace(PASSWORD, "no")})
+    with pytest.raises(BrokerUnavailable, match="Redis is not reachable") as caught:
+        Client(wrong).submit("x", steps=2, width=64, height=64)
+    assert "no@" not in str(caught.value)
+
+
+def test_tls_urls_are_accepted_and_passwords_redacted() -> None:
+    url = "rediss://:hunter2@redis.example.com:6380/0?ssl_cert_reqs=required"
+    settings = Settings(redis_url=url)
+    app = make_celery(settings)
+
+    assert app.conf.broker_url.startswith("rediss://")
+    assert type(app.backend).__name__ == "RedisBackend"  # builds TLS options, no connect
+    assert settings.redis_url_redacted == (
+        "rediss://:***@redis.example.com:6380/0?ssl_cert_reqs=required"
+    )
+    assert redact_url("redis://user:p%40ss@h:1/0") == "redis://user:***@h:1/0"
+    assert "hunter2" not in app.connection_for_write().as_uri()

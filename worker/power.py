@@ -1,0 +1,160 @@
+"""Power and sleep: keep the Mac awake while there is work, pause on battery.
+
+An overnight queue is useless if the Mac falls asleep at 23:10, and a laptop rendering on
+battery drains flat by morning. The worker's parent process runs a `PowerWatcher` thread:
+every `power_poll_s` it reads the power source (`pmset -g batt`) and whether work is waiting,
+then holds a `caffeinate` child while it should stay awake and stops consuming its queues
+while on battery. Commands come from settings, so tests fake `pmset` output with a file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from config.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+AC, BATTERY, UNKNOWN = "ac", "battery", "unknown"
+# kombu's Redis transport: delivered but unacknowledged messages (the running job).
+UNACKED_KEY = "unacked"
+PRIORITY_SEP = ":"
+
+
+@dataclass(frozen=True)
+class PowerState:
+    source: str  # ac, battery or unknown
+    percent: int | None = None
+
+
+def parse_pmset_batt(text: str) -> PowerState:
+    """`pmset -g batt`: "Now drawing from 'Battery Power'", then " -InternalBattery-0 ... 85%;"."""
+    drawing = re.search(r"drawing from '([^']+)'", text)
+    percent = re.search(r"(\d{1,3})%", text)
+    pct = int(percent.group(1)) if percent else None
+    if drawing is None:
+        return PowerState(UNKNOWN, pct)
+    # A UPS counts as AC: the Mac itself is not draining.
+    source = BATTERY if drawing.group(1).lower().startswith("battery") else AC
+    return PowerState(source, pct)
+
+
+def read_power(command: str) -> PowerState:
+    try:
+        out = subprocess.run(
+            shlex.split(command), capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return PowerState(UNKNOWN)  # not a Mac, or pmset hung: never pause on a guess
+    return parse_pmset_batt(out.stdout)
+
+
+def should_pause(state: PowerState, settings: Settings) -> bool:
+    return settings.pause_on_battery and state.source == BATTERY
+
+
+def work_waiting(client: redis.Redis, queues: list[str]) -> bool:
+    """Jobs queued on our queues (every priority list) or any job delivered and unacked."""
+    lists = [f"{q}{PRIORITY_SEP}{p}" if p else q for q in queues for p in range(10)]
+    pipe = client.pipeline()
+    for key in lists:
+        pipe.llen(key)
+    pipe.hlen(UNACKED_KEY)
+    return any(pipe.execute())
+
+
+class KeepAwake:
+    """Holds one keep-awake child (caffeinate) while asked to; `-w {pid}` ends it with us."""
+
+    def __init__(self, command: str) -> None:
+        self.argv = shlex.split(command.format(pid=os.getpid()))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.unavailable = False
+
+    @property
+    def holding(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def hold(self) -> None:
+        if self.holding or self.unavailable:
+            return
+        try:
+            self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            self.unavailable = True  # no caffeinate on this system: say so once
+            logger.info("keep-awake unavailable (%s): %s", self.argv[0], exc)
+            return
+        logger.info("work queued: keeping the machine awake (%s)", " ".join(self.argv))
+
+    def release(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+            logger.info("no work left: the machine may sleep again")
+        self.process = None
+
+
+class PowerWatcher(threading.Thread):
+    """Parent-process thread: keep awake while work waits; pause consuming on battery."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        set_consuming: Callable[[bool], None],
+        read: Callable[[str], PowerState] = read_power,
+        is_consuming: Callable[[], bool] = lambda: False,
+    ) -> None:
+        super().__init__(name="nightshift-power", daemon=True)
+        self.settings = settings
+        self.client = client
+        self.set_consuming = set_consuming
+        self.read = read
+        self.is_consuming = is_consuming
+        self.awake = KeepAwake(settings.keep_awake_command)
+        self.paused = False
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.tick()
+            except Exception:  # a broken poll must never take the worker down
+                logger.exception("power watcher poll failed")
+            self.stopping.wait(self.settings.power_poll_s)
+        self.awake.release()
+
+    def tick(self) -> None:
+        state = self.read(self.settings.power_status_command)
+        # Look before resuming: a job that was held back is then surely seen as waiting.
+        waiting = work_waiting(self.client, self.settings.queue_list)
+        pause = should_pause(state, self.settings)
+        if pause != self.paused:
+            logger.warning(
+                "%s: %s taking jobs",
+                "on battery" if pause else "back on AC",
+                "pausing" if pause else "resuming",
+            )
+            self.set_consuming(not pause)
+        elif pause and self.is_consuming():
+            # Something else reopened the queues (a `nightshift resume`): still on battery.
+            self.set_consuming(False)
+        self.paused = pause
+        if self.settings.keep_awake and waiting and not self.paused:
+            self.awake.hold()
+        else:
+            self.awake.release()
+
+    def stop(self) -> None:
+        self.stopping.set()
