@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     result_ttl_s: int = Field(86_400, gt=0)
     record_ttl_s: int = Field(30 * 86_400, gt=0)
     broker_connect_timeout_s: float = Field(3.0, gt=0)
+    # How long a worker keeps retrying Redis (a restart, a blip) before it gives the job
+    # back to the queue; producers still fail fast after broker_connect_timeout_s.
+    worker_redis_patience_s: float = Field(60.0, ge=0)
 
     # Job limits, enforced by the shared schema on both sides.
     max_images_per_job: int = Field(16, ge=1)

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from config import names
 from config.errors import BrokerUnavailable, JobNotFound
@@ -41,15 +43,34 @@ return out
 """
 
 
-def redis_client(settings: Settings) -> redis.Redis:
-    """A client that fails fast when Redis is down instead of hanging the caller."""
+def redis_client(settings: Settings, patient: bool = False) -> redis.Redis:
+    """A client that fails fast when Redis is down instead of hanging the caller.
+
+    patient (the worker's own writes): retry connection errors with backoff for about
+    worker_redis_patience_s, so a Redis restart in the middle of a render costs a pause,
+    not the finished image.
+    """
+    options: dict[str, object] = {}
+    if patient:
+        backoff = ExponentialBackoff(cap=2.0, base=0.1)
+        retries = _retries_within(settings.worker_redis_patience_s, backoff)
+        options["retry"] = Retry(backoff, retries)
     return redis.Redis.from_url(
         settings.redis_url,
         socket_connect_timeout=settings.broker_connect_timeout_s,
         socket_timeout=max(settings.broker_connect_timeout_s, 10.0),
         health_check_interval=30,
         decode_responses=True,
+        **options,
     )
+
+
+def _retries_within(seconds: float, backoff: ExponentialBackoff) -> int:
+    waited, retries = 0.0, 0
+    while waited < seconds:
+        retries += 1
+        waited += backoff.compute(retries)
+    return retries
 
 
 @contextmanager
@@ -70,8 +91,8 @@ class JobStore:
         self._create_many_script = client.register_script(_CREATE_MANY_LUA)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> JobStore:
-        return cls(redis_client(settings), settings.record_ttl_s)
+    def from_settings(cls, settings: Settings, patient: bool = False) -> JobStore:
+        return cls(redis_client(settings, patient), settings.record_ttl_s)
 
     def create(self, record: JobRecord) -> bool:
         """Store a new record; False (and nothing written) if the id is already taken."""

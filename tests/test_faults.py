@@ -258,6 +258,27 @@ def test_a_redis_restart_with_100_jobs_queued_loses_and_duplicates_none(
     assert "appendonly is off" not in worker.tail(1_000_000)
 
 
+@pytest.mark.slow
+def test_redis_away_longer_than_the_workers_patience_gives_the_job_back(
+    client: Client, faulty, redis_server: LocalRedis, tmp_path: Path
+) -> None:
+    # The render ends while Redis is down for longer than the worker waits for it: the
+    # outcome cannot be recorded, so the message is rejected back to its queue instead of
+    # acked (which would leave the record "started" for good). Once Redis is back, the
+    # recovery sweep hands it out again and the next delivery finds the image on disk.
+    faulty(NIGHTSHIFT_WORKER_REDIS_PATIENCE_S="1")
+    job = client.submit("[slow] across an outage", seed=3, steps=20, **SMALL)
+    wait_rendering(job)
+    redis_server.stop()
+    time.sleep(8)  # the slow render (0.2 s a step) ends meanwhile; patience is 1 s
+    redis_server.start()
+
+    record = job.wait(timeout=120)
+    assert record.status is JobStatus.SUCCEEDED, record.error
+    assert renders(tmp_path, job.id) == 1  # given back, then finished without a second render
+    assert len(record.outputs) == 1 and Path(record.outputs[0]).is_file()
+
+
 RISKY = ["--appendonly", "no", "--save", "", "--maxmemory-policy", "allkeys-lru"]
 
 

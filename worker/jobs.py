@@ -10,8 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import redis
+
 from config import names
-from config.errors import JobCancelled, RenderFailed
+from config.errors import BrokerUnavailable, JobCancelled, RenderFailed
 from config.schema import JobRecord, JobSpec, JobStatus, Limits, RenderInfo, parse_job
 from worker import deadletter
 from worker.outputs import output_paths, outputs_complete, png_info, save_png
@@ -153,7 +155,10 @@ class ProgressReporter:
         def set_progress(record: JobRecord) -> None:
             record.progress = progress
 
-        self.ctx.store.update(self.spec.id, set_progress)
+        try:
+            self.ctx.store.update(self.spec.id, set_progress)
+        except BrokerUnavailable as exc:  # progress is a courtesy: never fail a render for it
+            logger.warning("job %s: progress not recorded: %s", self.spec.id, exc)
 
 
 class CancelCheck:
@@ -170,4 +175,8 @@ class CancelCheck:
         if now - self.last < self.ctx.settings.progress_interval_s:
             return False
         self.last = now
-        return bool(self.ctx.store.redis.exists(self.key))
+        try:
+            return bool(self.ctx.store.redis.exists(self.key))
+        except redis.RedisError as exc:  # Redis away: keep rendering, ask again next time
+            logger.warning("cancel check skipped: %s", exc)
+            return False

@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
+import redis
 
 from config import names
+from config.errors import BrokerUnavailable
 from config.schema import JobRecord
 from config.settings import Settings
 from config.store import JobStore
@@ -109,7 +111,10 @@ class MemoryGuard:
             if reasons:
                 action = RECYCLED
                 logger.warning("memory over budget after emptying caches: %s", "; ".join(reasons))
-        self._record(job_id, action, reading)
+        try:
+            self._record(job_id, action, reading)
+        except (redis.RedisError, BrokerUnavailable) as exc:  # bookkeeping lost, action kept
+            logger.warning("memory guard: could not record %s: %s", action, exc)
         return action
 
     def _record(self, job_id: str | None, action: str, reading: Reading) -> None:

@@ -56,7 +56,7 @@ def start(settings: Settings, facts: HostFacts | None = None) -> WorkerContext:
     warm_s = renderer.warm_up() if settings.warmup else 0.0
     ctx = WorkerContext(
         settings,
-        JobStore.from_settings(settings),
+        JobStore.from_settings(settings, patient=True),
         renderer,
         plan,
         socket.gethostname(),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from config.errors import NightshiftError
+from config.errors import BrokerUnavailable, NightshiftError
 from config.names import RENDER_GROUP_TASK, RENDER_TASK
 from config.schema import JobStatus
 from worker import runtime
@@ -25,6 +25,8 @@ def render(payload: dict[str, Any]) -> dict[str, Any]:
     spec = decode_job(payload, ctx)
     try:
         record = run_job(spec, ctx)
+    except BrokerUnavailable as exc:
+        raise _give_back(spec.id, exc) from exc
     except SoftTimeLimitExceeded:
         fail_job(spec.id, ctx, f"time limit of {settings.job_time_limit_s} s exceeded")
         raise
@@ -44,9 +46,20 @@ def render_group(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     specs = [decode_job(payload, ctx) for payload in payloads]
     try:
         records = run_group(specs, ctx)
+    except BrokerUnavailable as exc:
+        raise _give_back(",".join(s.id for s in specs), exc) from exc
     except SoftTimeLimitExceeded:
         for spec in specs:
             if not ctx.store.get(spec.id).status.finished:
                 fail_job(spec.id, ctx, f"time limit of {settings.job_time_limit_s} s exceeded")
         raise
     return [{"id": r.id, "status": r.status.value, "outputs": r.outputs} for r in records]
+
+
+def _give_back(what: str, exc: BrokerUnavailable) -> Reject:
+    # Redis stayed away longer than worker_redis_patience_s, so the outcome could not be
+    # recorded. Acking now (what a plain failure does) would drop the job with its record
+    # stuck at "started"; requeued, the next delivery finishes it (finished images are
+    # found on disk and not rendered again).
+    logger.warning("job %s: Redis unavailable (%s); giving it back to the queue", what, exc)
+    return Reject(str(exc), requeue=True)
