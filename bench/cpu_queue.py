@@ -4,10 +4,12 @@ overhead: per-job cost of Redis + Celery + records, everything except the render
           the PNG encoding. A real worker renders N queued jobs; for each job after the
           first, overhead = (its finish - the previous finish) - its render_s (measured
           inside the worker) - the median PNG save time (measured here, same image size).
+          With --phases the worker also loads bench/phases/ (timestamps from Celery signals
+          and kombu's ack) and the overhead is split into phases, median and p99 each.
 enqueue:  10,000 jobs from one process with Client.submit_many (one pipelined pass),
           and 1,000 with Client.submit in a loop for comparison.
 
-    python bench/cpu_queue.py [--jobs 200] [--enqueue 10000] [--out bench-cpu.json]
+    python bench/cpu_queue.py [--jobs 200] [--enqueue 10000] [--phases] [--out bench-cpu.json]
 """
 
 from __future__ import annotations
@@ -73,9 +75,13 @@ def png_save_s(settings: Settings) -> float:
     return statistics.median(times)
 
 
-def overhead(settings: Settings, jobs: int) -> dict[str, Any]:
+def overhead(settings: Settings, jobs: int, phases: bool) -> dict[str, Any]:
     client = Client(settings)
     env = os.environ | settings.to_env() | {"PYTHONWARNINGS": "ignore"}
+    phases_log = settings.data_path / "phases.log"
+    if phases:
+        env["PYTHONPATH"] = str(ROOT / "bench" / "phases")
+        env["NIGHTSHIFT_PHASES_LOG"] = str(phases_log)
     log = open(settings.data_path / "worker.log", "wb")  # noqa: SIM115
     worker = subprocess.Popen(
         [sys.executable, "-m", "producer.cli", "worker", "--loglevel", "WARNING"],
@@ -101,7 +107,40 @@ def overhead(settings: Settings, jobs: int) -> dict[str, Any]:
     per_job = [
         (b.finished_at - a.finished_at) - b.render_s - png for a, b in itertools.pairwise(records)
     ]
-    return {"png_save_median_ms": round(png * 1000, 2), **summary_ms(per_job)}
+    out = {"png_save_median_ms": round(png * 1000, 2), **summary_ms(per_job)}
+    if phases:
+        out["phases"] = split_phases(records, phases_log, png)
+    return out
+
+
+PHASES = [  # (name, from, to): marks from bench/phases, started/finished from the record
+    ("previous ack done -> message received (next BRPOP)", "prev_acked", "received"),
+    ("received -> task starts in the child (pool hand-off)", "received", "prerun"),
+    ("task start -> record says started (decode, start_job)", "prerun", "started"),
+    ("inside the job, besides render and PNG (record writes)", "started", "finished"),
+    ("record finished -> postrun (task return, Celery trace)", "finished", "postrun"),
+    ("postrun -> ack (worker hooks, result to parent, events)", "postrun", "ack"),
+    ("ack (kombu)", "ack", "acked"),
+]
+
+
+def split_phases(records: list[Any], log: Path, png_s: float) -> dict[str, dict[str, float]]:
+    marks: dict[str, dict[str, float]] = {}
+    for line in log.read_text().splitlines():
+        at, tag, task_id = line.split()
+        marks.setdefault(task_id, {})[tag] = float(at)
+    spans: dict[str, list[float]] = {name: [] for name, _, _ in PHASES}
+    for a, b in itertools.pairwise(records):
+        m = marks.get(b.id, {}) | {"started": b.started_at, "finished": b.finished_at}
+        m["prev_acked"] = marks.get(a.id, {}).get("acked", 0.0)
+        if not {"received", "prerun", "postrun", "ack", "acked"} <= m.keys() or not m["prev_acked"]:
+            continue
+        for name, start, end in PHASES:
+            span = m[end] - m[start]
+            if start == "started":  # the render and the PNG are not overhead
+                span -= b.render_s + png_s
+            spans[name].append(span)
+    return {name: summary_ms(values) for name, values in spans.items() if values}
 
 
 def wait_ready(client: Client, worker: subprocess.Popen[bytes]) -> None:
@@ -148,6 +187,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--enqueue", type=int, default=10_000)
+    parser.add_argument("--phases", action="store_true", help="split the overhead into phases")
     parser.add_argument("--out", type=Path, default=Path("bench-cpu.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, LocalRedis(Path(tmp) / "redis") as redis_server:
@@ -164,7 +204,7 @@ def main() -> None:
             "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
             "python": platform.python_version(),
             "enqueue": enqueue(settings, args.enqueue),
-            "overhead": overhead(settings, args.jobs),
+            "overhead": overhead(settings, args.jobs, args.phases),
         }
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

@@ -3,6 +3,9 @@
 Phases (each writes into results.json as it ends, so a run cut short still reports):
   baseline  plain diffusers loop (eager, SDPA): one at a time (with and without PNG
             save) and 16 prompts per batch
+  direct    the worker's own Renderer + PNG writer in a loop (eager): no Redis, no Celery
+  direct-fast  the same, compiled as the fast path compiles it (group size 1): the
+            like-for-like baseline of the fast worker (queue tax = fast steady / this)
   eager     the worker with NIGHTSHIFT_FAST_PATH=false: start-to-ready, first vs tenth
             job, steady-state s/image through Redis (queue tax = this / plain loop)
   fast      the worker with the fast path: start-to-ready (compile included), first vs
@@ -10,7 +13,7 @@ Phases (each writes into results.json as it ends, so a run cut short still repor
             check (worker RSS and GPU memory at job 50 and at the last job)
 
     python bench/gpu_bench.py --model /tmp/sd15-random --redis-url redis://127.0.0.1:6399/0 \
-        --out OUT [--size 512 --steps 30 --leak-jobs 500 --phases baseline,eager,fast]
+        --out OUT [--size 512 --steps 30 --leak-jobs 500 --phases baseline,direct,eager,fast]
 """
 
 from __future__ import annotations
@@ -180,32 +183,48 @@ def components(args: argparse.Namespace, pipe: Any) -> dict[str, Any]:
     return {"unet_call_batch16_cfg_s": spread(unet[1:]), "vae_decode_batch16_s": spread(vae[1:])}
 
 
-def direct(args: argparse.Namespace) -> dict[str, Any]:
-    """The worker's own Renderer and PNG writer, called in a loop: no Redis, no Celery."""
+def direct(args: argparse.Namespace, fast: bool = False) -> dict[str, Any]:
+    """The worker's own Renderer and PNG writer, called in a loop: no Redis, no Celery.
+
+    fast: first prepared and compiled exactly as a fast-path worker does at start-up
+    (group size 1 only), so the fast worker's queue tax has a like-for-like baseline.
+    """
     from config.schema import new_job
     from config.settings import Settings
+    from worker import fastpath
     from worker.device import HostFacts, plan_device
     from worker.outputs import png_info, save_png
     from worker.pipeline import load_pipeline
     from worker.renderer import Renderer
 
     settings = Settings(
-        model=args.model, device=args.device, safety_checker=False, default_steps=args.steps
+        model=args.model,
+        device=args.device,
+        safety_checker=False,
+        default_steps=args.steps,
+        fast_path=fast,
+        fast_path_group_sizes="1",
     )
     plan = plan_device(settings, HostFacts.detect())
     renderer = Renderer(load_pipeline(settings, plan), plan, args.model)
+    out: dict[str, Any] = {}
+    if fast:
+        out["compile_s"] = round(fastpath.apply(renderer, settings, plan).compile_s, 1)
     renderer.warm_up()
     folder = Path("/tmp/nightshift-bench/direct")
     folder.mkdir(parents=True, exist_ok=True)
-    times = []
-    for i in range(args.plain_images + 1):
+    times, renders = [], []
+    count = args.steady_jobs if fast else args.plain_images
+    for i in range(count + 1):
         spec = new_job(PROMPT.format(i=i), settings, seed=i, width=args.size, height=args.size)
         t = time.perf_counter()
         result = renderer.render(spec)
         info = png_info(spec, i, result.sampler, args.model)
         save_png(result.images[0], folder / f"{i}.png", info)
         times.append(time.perf_counter() - t)
-    return {"s_per_image_with_png": spread(times[1:])}
+        renders.append(result.render_s)
+    out |= {"s_per_image_with_png": spread(times[1:]), "render_s": spread(renders[1:])}
+    return out
 
 
 def sync(args: argparse.Namespace) -> None:
@@ -306,7 +325,17 @@ def one_at_a_time(w: Worker, first: int, count: int) -> list[dict[str, float]]:
         job = w.client.submit(PROMPT.format(i=i), seed=i, width=w.args.size, height=w.args.size)
         record = job.wait(timeout=600)
         ok = record.status.value == "succeeded"
-        rows.append({"wall_s": time.perf_counter() - t, "render_s": record.render_s or 0, "ok": ok})
+        # task_s is the worker's own start-to-finish; wall_s adds this benchmark client's
+        # side (its first submit also opens its broker connection and declares the queue).
+        task_s = (record.finished_at or 0) - (record.started_at or 0)
+        rows.append(
+            {
+                "wall_s": time.perf_counter() - t,
+                "task_s": round(task_s, 4),
+                "render_s": record.render_s or 0,
+                "ok": ok,
+            }
+        )
     return rows
 
 
@@ -471,6 +500,7 @@ def memory(pid: int, done: int) -> dict[str, Any]:
 PHASES = {
     "baseline": lambda a: {**baseline(a), "freed": free_gpu(a)},
     "direct": lambda a: {**direct(a), "freed": free_gpu(a)},
+    "direct-fast": lambda a: {**direct(a, fast=True), "freed": free_gpu(a)},
     "eager": lambda a: worker_phase(a, "eager", fast=False),
     "fast": lambda a: worker_phase(a, "fast", fast=True),
 }
@@ -489,6 +519,8 @@ def print_table(r: dict[str, Any]) -> None:
     plain_bare = get("baseline", "s_per_image", "median")
     eager = get("eager", "steady", "s_per_image")
     direct_s = get("direct", "s_per_image_with_png", "median")
+    fast_direct = get("direct-fast", "s_per_image_with_png", "median")
+    fast = get("fast", "steady", "s_per_image")
     rows = [
         ("gpu", r["env"]["gpu"]),
         ("plain s/image (no save / with PNG)", f"{plain_bare} / {plain}"),
@@ -512,7 +544,12 @@ def print_table(r: dict[str, Any]) -> None:
             "fast first / tenth job wall s",
             f"{get('fast', 'first_job', 'wall_s')} / {get('fast', 'tenth_job', 'wall_s')}",
         ),
-        ("fast steady s/image (one at a time)", get("fast", "steady", "s_per_image")),
+        ("direct compiled Renderer+PNG loop s/image", fast_direct),
+        ("fast steady s/image (one at a time)", fast),
+        (
+            "queue tax, fast path (vs compiled Renderer loop)",
+            fast / fast_direct if fast and fast_direct else None,
+        ),
         ("64 prompts grouped images/s", get("fast", "group", "images_per_s")),
         (
             "group vs alone max|mean diff",

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     job_time_limit_s: int = Field(3600, gt=0)
     visibility_timeout_s: int = Field(7200, gt=0)
     model_load_timeout_s: int = Field(1800, gt=0)
+    # Celery results are not stored (the job record is the result); this keeps the few it
+    # does write, a cancelled task's REVOKED mark, from piling up.
     result_ttl_s: int = Field(86_400, gt=0)
     record_ttl_s: int = Field(30 * 86_400, gt=0)
     broker_connect_timeout_s: float = Field(3.0, gt=0)

@@ -43,6 +43,25 @@ return out
 """
 
 
+# Compare-and-set for update(): the new value is written (with its index move and its
+# announcement) only if the record is still what the caller read. One round trip for the
+# write instead of WATCH, MULTI and EXEC; a changed record makes the caller read again.
+# KEYS: record, old status index, new status index; ARGV: expected, new value, TTL, id,
+# created_at, channel, event.
+_CAS_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+if KEYS[2] ~= KEYS[3] then
+  redis.call('ZREM', KEYS[2], ARGV[4])
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+end
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 1
+"""
+
+
 def redis_client(settings: Settings, patient: bool = False) -> redis.Redis:
     """A client that fails fast when Redis is down instead of hanging the caller.
 
@@ -89,6 +108,7 @@ class JobStore:
         self.ttl_s = ttl_s
         self._create_script = client.register_script(_CREATE_LUA)
         self._create_many_script = client.register_script(_CREATE_MANY_LUA)
+        self._cas_script = client.register_script(_CAS_LUA)
 
     @classmethod
     def from_settings(cls, settings: Settings, patient: bool = False) -> JobStore:
@@ -119,30 +139,26 @@ class JobStore:
         return JobRecord.from_json(raw)
 
     def update(self, job_id: str, mutate: Mutation) -> JobRecord:
-        """Apply mutate to the stored record atomically (optimistic WATCH/MULTI) and announce it."""
+        """Apply mutate to the stored record atomically (optimistic compare-and-set) and
+        announce it; a concurrent change makes it read and mutate again."""
         key = names.job_key(job_id)
-        with _reachable(), self.redis.pipeline() as pipe:
+        with _reachable():
             while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        raise JobNotFound(job_id)
-                    record = JobRecord.from_json(raw)
-                    before = record.status
-                    mutate(record)
-                    pipe.multi()
-                    pipe.set(key, record.to_json(), ex=self.ttl_s)
-                    if record.status != before:
-                        pipe.zrem(names.status_index(before.value), job_id)
-                        pipe.zadd(
-                            names.status_index(record.status.value), {job_id: record.created_at}
-                        )
-                    pipe.publish(names.job_channel(job_id), _event(record))
-                    pipe.execute()
+                raw = self.redis.get(key)
+                if raw is None:
+                    raise JobNotFound(job_id)
+                record = JobRecord.from_json(raw)
+                before = record.status
+                mutate(record)
+                keys = [
+                    key,
+                    names.status_index(before.value),
+                    names.status_index(record.status.value),
+                ]
+                args: list[str | bytes | float] = [raw, record.to_json(), self.ttl_s, job_id]
+                args += [record.created_at, names.job_channel(job_id), _event(record)]
+                if self._cas_script(keys=keys, args=args):
                     return record
-                except redis.WatchError:
-                    continue
 
     def delete(self, job_id: str) -> None:
         """Remove a record and its index entries (used to undo a submit the broker refused)."""

@@ -91,6 +91,15 @@ class Client:
         if not self.store.create(record):
             return Job(self, spec.id)
         try:
+            self.send(spec)
+        except BrokerUnavailable:
+            self._forget(spec.id)  # no half-written job: the record goes with the message
+            raise
+        return Job(self, spec.id)
+
+    def send(self, spec: JobSpec) -> None:
+        """Put one job's message on its queue (its record must exist already)."""
+        try:
             self.app.send_task(
                 names.RENDER_TASK,
                 args=[spec.model_dump(mode="json")],
@@ -103,9 +112,7 @@ class Client:
                 retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
             )
         except (OperationalError, OSError) as exc:
-            self._forget(spec.id)
             raise BrokerUnavailable(f"could not enqueue job {spec.id}: {exc}") from None
-        return Job(self, spec.id)
 
     def submit_many(self, specs: list[JobSpec], chunk: int = 1000) -> list[str]:
         """Enqueue many validated jobs fast; returns the ids that were new (others are kept).

@@ -10,12 +10,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from kombu.exceptions import OperationalError
-
 from config import names
 from config.errors import BrokerUnavailable, InvalidInput
 from config.schema import JobRecord, JobStatus
-from producer.client import Client, record_json, task_summary
+from producer.client import Client, record_json
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -44,18 +42,10 @@ def requeue(client: Client, job_id: str) -> JobRecord:
     record = client.store.update(job_id, _reset)
     spec = record.spec
     try:
-        client.app.send_task(
-            names.RENDER_TASK,
-            args=[spec.model_dump(mode="json")],
-            task_id=spec.id,
-            queue=spec.queue,
-            priority=spec.priority,
-            argsrepr=task_summary(spec),
-            kwargsrepr="",
-        )
-    except (OperationalError, OSError) as exc:
+        client.send(spec)
+    except BrokerUnavailable:
         client.store.update(job_id, lambda r: _fail(r, "requeue failed: broker unreachable"))
-        raise BrokerUnavailable(f"could not requeue job {job_id}: {exc}") from None
+        raise
     client.store.redis.zrem(names.DEADLETTER, job_id)
     return record
 

@@ -78,7 +78,7 @@ def faulty(start_worker, tmp_path: Path) -> Callable[..., object]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["sigkill", "sigquit"])
+@pytest.mark.parametrize("how", ["sigkill", "sigquit", "sigterm-past-grace"])
 def test_a_job_whose_worker_dies_mid_render_finishes_once_on_the_next_worker(
     how: str, client: Client, faulty, settings: Settings
 ) -> None:
@@ -86,6 +86,13 @@ def test_a_job_whose_worker_dies_mid_render_finishes_once_on_the_next_worker(
     job = client.submit("[slow] interrupted", seed=5, steps=20, **SMALL)
     wait_rendering(job)
     if how == "sigkill":
+        kill_hard(first)
+    elif how == "sigterm-past-grace":
+        # A graceful stop whose grace runs out before the render ends: the service
+        # manager (launchd, systemd) follows up with SIGKILL; the job goes back to the queue.
+        first.signal(signal.SIGTERM)
+        time.sleep(1)
+        assert first.process.poll() is None  # still finishing the job
         kill_hard(first)
     else:
         first.signal(signal.SIGQUIT)  # cold shutdown: the running job is abandoned

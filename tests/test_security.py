@@ -184,3 +184,79 @@ def test_tls_urls_are_accepted_and_passwords_redacted() -> None:
     )
     assert redact_url("redis://user:p%40ss@h:1/0") == "redis://user:***@h:1/0"
     assert "hunter2" not in app.connection_for_write().as_uri()
+
+
+def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl(
+        *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+        *("-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=nightshift-test-ca"),
+    )
+    openssl(
+        *("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key"),
+        *("-out", "server.csr", "-subj", "/CN=127.0.0.1"),
+    )
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        *("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key"),
+        *("-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.cnf"),
+    )
+    return folder / "ca.pem", folder / "server.pem", folder / "server.key"
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> object:
+    """A real redis-server that speaks only TLS (no plain port) and wants a password."""
+    binary = shutil.which("redis-server")
+    if binary is None or shutil.which("openssl") is None:
+        pytest.skip("redis-server or openssl is not installed")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca, cert, key = make_certificates(certs)
+    port = free_port()
+    log = tmp_path / "redis-tls.log"
+    proc = subprocess.Popen(
+        [
+            *(binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1"),
+            *("--tls-cert-file", str(cert), "--tls-key-file", str(key)),
+            *("--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"),
+            *("--requirepass", PASSWORD, "--logfile", str(log), *aof_in(tmp_path)),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"rediss://:{PASSWORD}@127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
+    deadline = time.monotonic() + 10
+    while not redis_answers(url, 0.2):
+        if proc.poll() is not None:
+            out = log.read_text(errors="replace") if log.exists() else ""
+            if "TLS" in out and "not" in out.lower():  # a build without TLS support
+                pytest.skip(f"this redis-server has no TLS: {out[-200:]}")
+            raise AssertionError(f"TLS redis did not start: {out[-500:]}")
+        assert time.monotonic() < deadline, "TLS redis did not start"
+        time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_a_worker_renders_through_a_tls_redis_and_certificates_are_checked(
+    tls_redis: str, settings: Settings, start_worker
+) -> None:
+    secured = settings.model_copy(update={"redis_url": tls_redis})
+    worker = start_worker(settings_=secured)
+    record = Client(secured).submit("over TLS", steps=2, width=64, height=64).wait(180)
+
+    assert record.status is JobStatus.SUCCEEDED, record.error
+    assert PASSWORD not in record.to_json() and PASSWORD not in worker.tail(1_000_000)
+    # Without our CA the server's certificate cannot be verified: refused, not trusted.
+    untrusted = tls_redis.split("&ssl_ca_certs=")[0]
+    with pytest.raises(BrokerUnavailable, match="Redis is not reachable"):
+        Client(settings.model_copy(update={"redis_url": untrusted})).submit("x", steps=2)
+    # A plain connection to the TLS port is refused as well.
+    plain = tls_redis.replace("rediss://", "redis://").split("?")[0]
+    with pytest.raises(BrokerUnavailable):
+        Client(settings.model_copy(update={"redis_url": plain})).submit("x", steps=2)

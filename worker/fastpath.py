@@ -86,7 +86,9 @@ def apply(renderer: Renderer, settings: Settings, plan: DevicePlan) -> FastPathR
     steps = prepare_modules(renderer.pipe)
     compile_unet(renderer.pipe, settings.compile_mode)
     report = FastPathReport(True, f"{reason}; {', '.join(steps)}", group_sizes=settings.group_sizes)
-    for size in report.group_sizes:
+    # Largest first: switching CUDA graphs costs the first call after the switch, so the
+    # size most jobs use (1, one job at a time) is the last one warmed before ready.
+    for size in sorted(report.group_sizes, reverse=True):
         report.warm_s[size] = warm_group_size(renderer, settings, size)
         logger.info("fast path: group size %d warmed in %.1f s", size, report.warm_s[size])
     _no_compile_in_jobs()

@@ -19,6 +19,7 @@ from config.errors import JobCancelled, NightshiftError
 from config.schema import JobRecord, JobSpec
 from worker.jobs import (
     CancelCheck,
+    Progress,
     ProgressReporter,
     finish_job,
     record_cancelled,
@@ -116,17 +117,23 @@ def _together(specs: list[JobSpec], ctx: WorkerContext) -> list[JobRecord]:
     # the time of one, where one after another it was a fifth of a CUDA group's time.
     with ThreadPoolExecutor(max_workers=min(SAVE_THREADS, len(specs))) as pool:
         futures = [
-            pool.submit(_finish, spec, ctx, result, check.key)
-            for spec, check, result in zip(specs, checks, results, strict=True)
+            pool.submit(_finish, spec, ctx, result, check.key, report.final)
+            for spec, check, report, result in zip(specs, checks, reporters, results, strict=True)
         ]
         return [future.result() for future in futures]
 
 
-def _finish(spec: JobSpec, ctx: WorkerContext, result: RenderResult, cancel_key: str) -> JobRecord:
+def _finish(
+    spec: JobSpec,
+    ctx: WorkerContext,
+    result: RenderResult,
+    cancel_key: str,
+    progress: Progress | None,
+) -> JobRecord:
     if ctx.store.redis.exists(cancel_key):
         return record_cancelled(ctx, spec.id, "cancelled while its group rendered")
     try:
-        return finish_job(spec, ctx, result)
+        return finish_job(spec, ctx, result, progress)
     except NightshiftError:
         return ctx.store.get(spec.id)  # the failure is recorded already
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import redis
 
 from config import names
-from config.errors import BrokerUnavailable, JobCancelled, RenderFailed
+from config.errors import BrokerUnavailable, JobCancelled, JobNotFound, RenderFailed
 from config.schema import JobRecord, JobSpec, JobStatus, Limits, RenderInfo, parse_job
 from worker import deadletter
 from worker.outputs import output_paths, outputs_complete, png_info, save_png
@@ -21,6 +21,8 @@ from worker.renderer import RenderResult
 from worker.runtime import WorkerContext
 
 logger = logging.getLogger(__name__)
+
+Progress = dict[str, int]  # image, images, step, steps: what a progress bar draws
 
 
 def decode_job(payload: object, ctx: WorkerContext) -> JobSpec:
@@ -35,24 +37,25 @@ def run_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord:
 
 def render_started(spec: JobSpec, ctx: WorkerContext) -> JobRecord:
     """Render a job already recorded as started, save it, and record the outcome."""
+    reporter = ProgressReporter(ctx, spec)
     try:
-        result = ctx.renderer.render(
-            spec, on_step=ProgressReporter(ctx, spec), should_stop=CancelCheck(ctx, spec.id)
-        )
+        result = ctx.renderer.render(spec, on_step=reporter, should_stop=CancelCheck(ctx, spec.id))
     except JobCancelled as exc:
         return record_cancelled(ctx, spec.id, str(exc))
     except RenderFailed as exc:
         _record_end(ctx, spec.id, JobStatus.FAILED, str(exc))
         raise
-    return finish_job(spec, ctx, result)
+    return finish_job(spec, ctx, result, reporter.final)
 
 
 def start_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord | None:
     """Record the job started; returns its final record instead when there is nothing to do."""
     store = ctx.store
-    # A message pushed straight into Redis has no record yet; give it one.
-    store.create(JobRecord(spec=spec, created_at=spec.created_at))
-    record = store.get(spec.id)
+    try:
+        record = store.get(spec.id)
+    except JobNotFound:  # a message pushed straight into Redis has no record yet; give it one
+        store.create(JobRecord(spec=spec, created_at=spec.created_at))
+        record = store.get(spec.id)
     if record.status.finished:
         logger.info("job %s is already %s; nothing to do", spec.id, record.status.value)
         return record
@@ -71,8 +74,11 @@ def start_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord | None:
     return None
 
 
-def finish_job(spec: JobSpec, ctx: WorkerContext, result: RenderResult) -> JobRecord:
-    """Save the job's images with their metadata and record it succeeded."""
+def finish_job(
+    spec: JobSpec, ctx: WorkerContext, result: RenderResult, progress: Progress | None = None
+) -> JobRecord:
+    """Save the job's images with their metadata and record it succeeded (with progress,
+    the last step's, which the reporter left for this write)."""
     paths = output_paths(ctx.settings.results_path, spec)
     try:
         for image, seed, path in zip(result.images, result.seeds, paths, strict=True):
@@ -81,7 +87,7 @@ def finish_job(spec: JobSpec, ctx: WorkerContext, result: RenderResult) -> JobRe
         reason = f"cannot write results to {paths[0].parent}: {exc.strerror or exc}"
         _record_end(ctx, spec.id, JobStatus.FAILED, reason)
         raise RenderFailed(reason) from exc
-    return ctx.store.update(spec.id, lambda r: _succeed(r, paths, result))
+    return ctx.store.update(spec.id, lambda r: _succeed(r, paths, result, progress))
 
 
 def record_cancelled(ctx: WorkerContext, job_id: str, reason: str) -> JobRecord:
@@ -115,9 +121,16 @@ def _start(record: JobRecord, ctx: WorkerContext) -> None:
     )
 
 
-def _succeed(record: JobRecord, paths: list[Path], result: RenderResult | None) -> None:
+def _succeed(
+    record: JobRecord,
+    paths: list[Path],
+    result: RenderResult | None,
+    progress: Progress | None = None,
+) -> None:
     _end(record, JobStatus.SUCCEEDED, None)
     record.outputs = [str(p) for p in paths]
+    if progress:
+        record.progress = progress
     if result is not None:
         record.render_s = round(result.render_s, 3)
         record.render.sampler = result.sampler
@@ -132,13 +145,19 @@ def _end(record: JobRecord, status: JobStatus, error: str | None) -> None:
 
 
 class ProgressReporter:
-    """Step hook that writes progress into the record, at most once per interval."""
+    """Step hook that writes progress into the record, at most once per interval.
+
+    The first write comes one interval after the start (the record already says
+    "started"), and the very last step is not written here but kept in `final` for the
+    success record: a short job costs no progress writes at all.
+    """
 
     def __init__(
         self, ctx: WorkerContext, spec: JobSpec, clock: Callable[[], float] = time.monotonic
     ):
         self.ctx, self.spec, self.clock = ctx, spec, clock
-        self.last = 0.0
+        self.last = clock()
+        self.final: Progress | None = None
 
     def __call__(self, image_index: int, step: int, steps: int) -> None:
         now = self.clock()
@@ -151,6 +170,9 @@ class ProgressReporter:
             "step": step,
             "steps": steps,
         }
+        if step >= steps and image_index + 1 >= self.spec.images:
+            self.final = progress
+            return
 
         def set_progress(record: JobRecord) -> None:
             record.progress = progress
@@ -168,7 +190,7 @@ class CancelCheck:
         self, ctx: WorkerContext, job_id: str, clock: Callable[[], float] = time.monotonic
     ):
         self.ctx, self.key, self.clock = ctx, names.cancel_key(job_id), clock
-        self.last = 0.0
+        self.last = clock()  # a cancel before the start was seen by start_job
 
     def __call__(self) -> bool:
         now = self.clock()

@@ -11,6 +11,7 @@ Celery-free: readings come from an injectable probe so tests can fake MPS memory
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -21,7 +22,7 @@ import psutil
 import redis
 
 from config import names
-from config.errors import BrokerUnavailable
+from config.errors import BrokerUnavailable, JobNotFound
 from config.schema import JobRecord
 from config.settings import Settings
 from config.store import JobStore
@@ -124,14 +125,15 @@ class MemoryGuard:
             # Same hash and naming as worker/metrics.py, so `nightshift metrics` can serve it.
             pipe.hincrbyfloat(names.JOB_METRICS, f"memory_events_total:{action}", 1)
             pipe.execute()
-        if job_id is None or not self.store.redis.exists(names.job_key(job_id)):
+        if job_id is None:
             return
 
         def note(record: JobRecord) -> None:
             record.render.memory_action = action
             record.render.memory_mb = reading
 
-        self.store.update(job_id, note)
+        with contextlib.suppress(JobNotFound):  # a job pushed without a record, then purged
+            self.store.update(job_id, note)
 
 
 def swap_mb() -> float:

@@ -49,20 +49,32 @@ def counter_fields(record: JobRecord) -> dict[str, float]:
     return fields
 
 
-def count_job(ctx: Any, job_id: str) -> None:
+# Count a job once (a redelivered job is not counted again), in one round trip.
+# KEYS: counted marker, counters hash; ARGV: marker TTL, then field, amount pairs.
+_COUNT_ONCE_LUA = """
+if redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then
+  for i = 2, #ARGV, 2 do
+    redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1])
+  end
+  return 1
+end
+return 0
+"""
+
+
+def count_job(ctx: Any, job_id: str) -> bool:
+    """Add a finished job to the counters; False when it is not finished or already counted."""
     try:
         record = ctx.store.get(job_id)
     except JobNotFound:
-        return
-    r = ctx.store.redis
+        return False
     if not record.status.finished:
-        return
-    if not r.set(names.metrics_counted_key(job_id), 1, nx=True, ex=ctx.settings.record_ttl_s):
-        return
-    pipe = r.pipeline()
+        return False
+    args: list[Any] = [ctx.settings.record_ttl_s]
     for field, amount in counter_fields(record).items():
-        pipe.hincrbyfloat(names.JOB_METRICS, field, amount)
-    pipe.execute()
+        args += [field, amount]
+    keys = [names.metrics_counted_key(job_id), names.JOB_METRICS]
+    return bool(ctx.store.redis.eval(_COUNT_ONCE_LUA, len(keys), *keys, *args))
 
 
 def record_memory(ctx: Any) -> None:
