@@ -13,7 +13,7 @@ Phases (each writes into results.json as it ends, so a run cut short still repor
             check (worker RSS and GPU memory at job 50 and at the last job)
 
     python bench/gpu_bench.py --model /tmp/sd15-random --redis-url redis://127.0.0.1:6399/0 \
-        --out OUT [--size 512 --steps 30 --leak-jobs 500 --phases baseline,direct,eager,fast]
+        --out OUT [--size 512 --steps 30 --leak-jobs 500 --phases baseline,direct,eager]
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--group-prompts", type=int, default=64)
     p.add_argument("--leak-jobs", type=int, default=500)
     p.add_argument("--group-sizes", default="1,16")
-    p.add_argument("--phases", default="baseline,direct,eager,fast")
+    p.add_argument("--phases", default="baseline,direct,direct-fast,eager,fast")
     return p.parse_args()
 
 
