@@ -35,6 +35,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--dry-run", action="store_true", help="count, sample and estimate only")
     p.add_argument("--new", action="store_true", help="submit again even if already submitted")
+    p.add_argument(
+        "--grouped",
+        action="store_true",
+        help="send jobs in groups of NIGHTSHIFT_MAX_GROUP_SIZE: a CUDA worker renders "
+        "compatible ones in one pass (mps still renders them one at a time)",
+    )
     p.set_defaults(handler=cmd_submit)
     p = bsub.add_parser("status", help="progress, counts by status, images per minute, ETA")
     p.add_argument("batch_id")
@@ -65,7 +71,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     client = Client.from_env()
     if args.dry_run:
         return _dry_run(client, args.file)
-    done = submit_batch(client, args.file, new=args.new)
+    done = submit_batch(client, args.file, new=args.new, grouped=args.grouped)
     if done.existing:
         print(
             f"{args.file} was already submitted as this batch (--new to submit again)",

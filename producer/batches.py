@@ -14,6 +14,7 @@ from config import batch_store as bs
 from config.schema import JobRecord, JobSpec, JobStatus
 from producer import batchfile
 from producer.client import Client
+from producer.grouped import submit_grouped
 
 HISTORY_JOBS = 200
 
@@ -27,8 +28,12 @@ class Submitted:
     enqueue_s: float = 0.0
 
 
-def submit_batch(client: Client, path: Path, new: bool = False) -> Submitted:
-    """Expand the file and enqueue every job; the same file again returns the first batch."""
+def submit_batch(client: Client, path: Path, new: bool = False, grouped: bool = False) -> Submitted:
+    """Expand the file and enqueue every job; the same file again returns the first batch.
+
+    grouped: send the jobs as group messages (producer/grouped.py), so a CUDA worker renders
+    compatible jobs in one forward pass; each job keeps its own record, seed and file.
+    """
     batch = batchfile.load(path)
     r = client.store.redis
     if not new and (known := r.get(bs.digest_key(batch.digest))):
@@ -42,7 +47,7 @@ def submit_batch(client: Client, path: Path, new: bool = False) -> Submitted:
         return Submitted(known, bs.load_batch(r, known).total, 0, True)
     begin = time.perf_counter()
     _write_batch(client, batch, batch_id, specs)
-    created = client.submit_many(specs)
+    created = submit_grouped(client, specs) if grouped else client.submit_many(specs)
     return Submitted(batch_id, len(specs), len(created), False, time.perf_counter() - begin)
 
 

@@ -5,36 +5,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import nightshift
 
 from config import batch_store as bs
 from config.schema import JobRecord, JobStatus
-from config.settings import Settings
 from producer.batches import batch_status, submit_batch
 from producer.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 SMALL = "defaults: {steps: 2, width: 64, height: 64}\n"
-
-
-def nightshift(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """Run the real command line against this test's Redis and queue."""
-    full_env = os.environ | settings.to_env() | env | {"PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "producer.cli", *args],
-        env=full_env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -157,6 +142,30 @@ def test_cancelling_a_batch_stops_it_and_the_report_is_written_exactly_once(
     manifest = (folder / "manifest.jsonl").read_text().splitlines()
     assert len(manifest) == 300
     assert {json.loads(line)["status"] for line in manifest} <= {"succeeded", "cancelled"}
+
+
+def test_a_grouped_batch_travels_as_group_messages_and_each_job_still_ends_on_its_own(
+    client, settings, tmp_path, start_worker
+) -> None:
+    path = write(tmp_path, "g.yaml", SMALL + "prompts: ['g {a|b}']\nseeds: 1-20\n")
+    out = nightshift(
+        settings, "batch", "submit", str(path), "--grouped", NIGHTSHIFT_MAX_GROUP_SIZE="8"
+    )
+    assert out.returncode == 0, out.stderr
+    batch_id = out.stdout.strip()
+    assert queued_messages(client) == 3  # 20 jobs: groups of 8, 8 and 4
+
+    start_worker()
+    wait_for("the batch ends", batch_ended(client, batch_id))
+    done = records(client, batch_id)
+    assert len(done) == 20
+    assert all(r.status is JobStatus.SUCCEEDED and r.attempts == 1 for r in done)
+    assert len({r.outputs[0] for r in done}) == 20
+    assert all(Path(r.outputs[0]).is_file() for r in done)
+    folder = settings.results_path / "batches" / batch_id
+    wait_for("the report is written", lambda: (folder / "index.html").exists())
+    assert len((folder / "manifest.jsonl").read_text().splitlines()) == 20
+    assert batch_status(client, batch_id).reports == 1
 
 
 def test_the_report_runs_once_whatever_the_outcomes_and_again_after_a_retry(

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import redis
+from helpers import nightshift
 
 from config import names
 from config.settings import Settings
 from producer.local_redis import free_port, redis_answers
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def nightshift(settings: Settings, *args: str, timeout: float = 300, **env: str):
-    full_env = os.environ | settings.to_env() | {"PYTHONWARNINGS": "ignore"} | env
-    return subprocess.run(
-        [sys.executable, "-m", "producer.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=ROOT,
-        timeout=timeout,
-    )
 
 
 def queued_messages(settings: Settings) -> int:

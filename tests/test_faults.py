@@ -13,13 +13,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
+from helpers import nightshift
 
 from config import names
 from config.errors import BrokerUnavailable, InvalidSettings
@@ -152,12 +152,12 @@ def test_a_job_that_kills_its_worker_every_time_is_dead_lettered_and_the_queue_g
     assert worker.process.poll() is None  # the worker went on; no crash loop
 
     assert [r.id for r in deadletter_cli.dead_jobs(client)] == [poison.id]
-    out = cli("deadletter", "list", settings=settings)
+    out = nightshift(settings, "deadletter", "list")
     assert poison.id in out.stdout and "died during each" in out.stdout
 
     # Fixed the cause (here: a worker without the fault): requeue runs it again from scratch.
     worker.stop()
-    assert cli("deadletter", "requeue", poison.id, settings=settings).returncode == 0
+    assert nightshift(settings, "deadletter", "requeue", poison.id).returncode == 0
     assert poison.record().status is JobStatus.QUEUED and poison.record().attempts == 0
     assert deadletter_cli.dead_jobs(client) == []
     start_worker()
@@ -167,7 +167,7 @@ def test_a_job_that_kills_its_worker_every_time_is_dead_lettered_and_the_queue_g
 
 def test_requeue_refuses_a_job_that_is_not_dead_lettered(client: Client, settings) -> None:
     job = client.submit("alive", steps=2, **SMALL)
-    out = cli("deadletter", "requeue", job.id, settings=settings)
+    out = nightshift(settings, "deadletter", "requeue", job.id)
     assert out.returncode == 2
     assert out.stderr.strip() == (
         f"nightshift: job_id: not on the dead-letter list (got {job.id!r})"
@@ -187,7 +187,7 @@ def test_submitting_while_redis_is_down_fails_fast_and_writes_nothing(
         with pytest.raises(BrokerUnavailable, match="Redis is not reachable"):
             client.submit("nobody listens", job_id="down-1", steps=2, **SMALL)
         assert time.monotonic() - began < 15  # a few seconds, never a hang
-        out = cli("submit", "nobody listens", "--id", "down-2", settings=settings, timeout=30)
+        out = nightshift(settings, "submit", "nobody listens", "--id", "down-2", timeout=30)
         assert out.returncode == 3
         assert "Redis is not reachable" in out.stderr
     finally:
@@ -206,26 +206,9 @@ def test_a_time_limit_not_below_the_visibility_timeout_is_refused(settings: Sett
         Settings.from_env(job_time_limit_s=7200, visibility_timeout_s=7200)
     env = settings.to_env() | {"NIGHTSHIFT_JOB_TIME_LIMIT_S": "900"}
     env["NIGHTSHIFT_VISIBILITY_TIMEOUT_S"] = "600"
-    out = cli("worker", env=env, timeout=60)
+    out = nightshift(None, "worker", timeout=60, **env)
     assert out.returncode == 2
     assert "NIGHTSHIFT_JOB_TIME_LIMIT_S must be below NIGHTSHIFT_VISIBILITY_TIMEOUT_S" in out.stderr
-
-
-def cli(
-    *args: str,
-    settings: Settings | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float = 60,
-) -> subprocess.CompletedProcess[str]:
-    env = os.environ | (env if env is not None else settings.to_env() if settings else {})
-    return subprocess.run(
-        [sys.executable, "-m", "producer.cli", *args],
-        cwd=ROOT,
-        env=env | {"PYTHONWARNINGS": "ignore"},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 # 3. Redis restarted with jobs queued; and the start-up warning without persistence.

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from helpers import nightshift
 
 from config.schema import JobRecord, JobStatus, new_job
 from config.settings import Settings
@@ -15,18 +14,6 @@ from producer.client import Client, Job
 from producer.progress import ProgressBar
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def nightshift(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = os.environ | settings.to_env() | {"PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "producer.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=timeout,
-    )
 
 
 def wait_until_rendering(job: Job, steps: int = 3, timeout_s: float = 120) -> None:
