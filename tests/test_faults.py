@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from helpers import nightshift
+from helpers import nightshift, redis_server_with
 
 from config import names
 from config.errors import BrokerUnavailable, InvalidSettings
@@ -27,7 +25,7 @@ from config.schema import JobStatus
 from config.settings import Settings
 from producer import deadletter_cli
 from producer.client import Client, Job
-from producer.local_redis import LocalRedis, free_port, redis_answers
+from producer.local_redis import LocalRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTINJECT = str(Path(__file__).resolve().parent / "faultinject")
@@ -273,19 +271,12 @@ RISKY = ["--appendonly", "no", "--save", "", "--maxmemory-policy", "allkeys-lru"
 
 
 @pytest.fixture
-def forgetful_redis(tmp_path: Path) -> object:
+def forgetful_redis(tmp_path: Path) -> Iterator[str]:
     """A Redis set up the risky way: no append-only file, evicting under memory pressure."""
     port = free_port()
-    binary = shutil.which("redis-server") or "redis-server"
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), *RISKY],
-        stdout=subprocess.DEVNULL,
-    )
     url = f"redis://127.0.0.1:{port}/0"
-    wait_until(lambda: redis_answers(url, 0.2), 10, "redis-server")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with redis_server_with(url, "--port", str(port), "--dir", str(tmp_path), *RISKY):
+        yield url
 
 
 def test_the_worker_warns_when_the_brokers_redis_would_lose_jobs(

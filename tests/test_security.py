@@ -9,10 +9,12 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from helpers import redis_server_with
 
 from config import names
 from config.celery_conf import make_celery
@@ -20,7 +22,7 @@ from config.errors import BrokerUnavailable, InvalidSettings
 from config.schema import JobStatus
 from config.settings import Settings, redact_url
 from producer.client import Client
-from producer.local_redis import free_port, redis_answers
+from producer.local_redis import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "s3cret-Pa55"
@@ -127,32 +129,11 @@ def aof_in(folder: Path) -> list[str]:
 
 
 @pytest.fixture
-def password_redis(tmp_path: Path) -> object:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
+def password_redis(tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--requirepass",
-            PASSWORD,
-            *aof_in(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
     url = f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while not redis_answers(url, 0.2):
-        assert time.monotonic() < deadline, "password redis did not start"
-        time.sleep(0.05)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with redis_server_with(url, "--port", str(port), "--requirepass", PASSWORD, *aof_in(tmp_path)):
+        yield url
 
 
 def test_a_password_protected_redis_works_and_the_password_never_shows(
@@ -209,38 +190,23 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
 
 
 @pytest.fixture
-def tls_redis(tmp_path: Path) -> object:
+def tls_redis(tmp_path: Path) -> Iterator[str]:
     """A real redis-server that speaks only TLS (no plain port) and wants a password."""
-    binary = shutil.which("redis-server")
-    if binary is None or shutil.which("openssl") is None:
-        pytest.skip("redis-server or openssl is not installed")
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
     certs = tmp_path / "certs"
     certs.mkdir()
     ca, cert, key = make_certificates(certs)
     port = free_port()
-    log = tmp_path / "redis-tls.log"
-    proc = subprocess.Popen(
-        [
-            *(binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1"),
-            *("--tls-cert-file", str(cert), "--tls-key-file", str(key)),
-            *("--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"),
-            *("--requirepass", PASSWORD, "--logfile", str(log), *aof_in(tmp_path)),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
     url = f"rediss://:{PASSWORD}@127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
-    deadline = time.monotonic() + 10
-    while not redis_answers(url, 0.2):
-        if proc.poll() is not None:
-            out = log.read_text(errors="replace") if log.exists() else ""
-            if "TLS" in out and "not" in out.lower():  # a build without TLS support
-                pytest.skip(f"this redis-server has no TLS: {out[-200:]}")
-            raise AssertionError(f"TLS redis did not start: {out[-500:]}")
-        assert time.monotonic() < deadline, "TLS redis did not start"
-        time.sleep(0.05)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with redis_server_with(
+        url,
+        *("--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no"),
+        *("--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca)),
+        *("--requirepass", PASSWORD, *aof_in(tmp_path)),
+        log=tmp_path / "redis-tls.log",
+    ):
+        yield url
 
 
 def test_a_worker_renders_through_a_tls_redis_and_certificates_are_checked(
