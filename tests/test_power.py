@@ -7,6 +7,7 @@ starts and stops. Redis and the worker are real.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from config.celery_conf import make_celery
 from config.schema import JobStatus
 from config.settings import Settings
 from producer.client import Client
+from worker.gate import Window, closed_reason
 from worker.power import (
     AC,
     BATTERY,
@@ -89,25 +91,25 @@ def test_keep_awake_without_caffeinate_is_a_quiet_no_op() -> None:
     assert awake.unavailable and not awake.holding
 
 
-def test_the_watcher_pauses_on_battery_and_stays_asleep_while_paused(settings: Settings) -> None:
+def test_the_watcher_flags_a_battery_pause_and_stays_asleep_while_paused(
+    settings: Settings,
+) -> None:
     r = redis.Redis.from_url(settings.redis_url)
     r.rpush(settings.default_queue, "a queued job")
     power = {"now": ON_BATTERY}
-    calls: list[bool] = []
+    pause = threading.Event()  # the watcher's own flag here, not the process-wide one
     watcher = PowerWatcher(
         settings.model_copy(update={"keep_awake_command": STAND_IN_FOR_CAFFEINATE}),
         r,
-        calls.append,
         read=lambda _command: parse_pmset_batt(power["now"]),
+        pause=pause,
     )
     try:
         watcher.tick()
-        assert calls == [False] and not watcher.awake.holding  # paused: let it sleep
-        watcher.tick()
-        assert calls == [False]  # only changes are acted on
+        assert pause.is_set() and not watcher.awake.holding  # paused: let it sleep
         power["now"] = ON_AC
         watcher.tick()
-        assert calls == [False, True] and watcher.awake.holding
+        assert not pause.is_set() and watcher.awake.holding  # work waits: stay awake
         r.delete(settings.default_queue)
         watcher.tick()
         assert not watcher.awake.holding
@@ -115,22 +117,21 @@ def test_the_watcher_pauses_on_battery_and_stays_asleep_while_paused(settings: S
         watcher.awake.release()
 
 
-def test_on_battery_queues_reopened_by_someone_else_are_closed_again(settings: Settings) -> None:
-    calls: list[bool] = []
-    consuming = {"now": False}
-    watcher = PowerWatcher(
-        settings,
-        redis.Redis.from_url(settings.redis_url),
-        calls.append,
-        read=lambda _command: parse_pmset_batt(ON_BATTERY),
-        is_consuming=lambda: consuming["now"],
-    )
-    watcher.tick()
-    watcher.tick()
-    assert calls == [False]
-    consuming["now"] = True  # e.g. `nightshift resume` reopened the gate
-    watcher.tick()
-    assert calls == [False, False]
+def test_the_gate_names_every_reason_to_stay_closed_and_a_pause_outranks_power(
+    settings: Settings,
+) -> None:
+    r = redis.Redis.from_url(settings.redis_url)
+    noon = time.strptime("2026-11-27 12:00", "%Y-%m-%d %H:%M")
+    night = Window.parse("22:00-07:00")
+    assert closed_reason(r, None, noon) == ""
+    assert closed_reason(r, None, noon, on_battery=True).startswith("on battery power")
+    assert closed_reason(r, night, noon, on_battery=True) == "outside the window"
+    r.set(PAUSE_KEY, 1)
+    try:  # back on AC while the user has paused: still closed, for the pause
+        assert closed_reason(r, None, noon).startswith("paused")
+        assert closed_reason(r, None, noon, on_battery=True).startswith("paused")
+    finally:
+        r.delete(PAUSE_KEY)
 
 
 def consumed_queues(settings: Settings) -> set[str] | None:

@@ -1,7 +1,8 @@
-"""Pause/resume and the overnight window: whether this worker takes new jobs right now.
+"""Pause/resume, the overnight window, battery: whether this worker takes new jobs right now.
 
-The gate is a Celery consumer bootstep in the worker's main process. It re-reads the
-Redis pause flag and the local clock every `gate_poll_s` and stops or restarts
+The gate is a Celery consumer bootstep in the worker's main process, and the only code that
+opens or closes the worker's queues. It re-reads the Redis pause flag, the local clock and
+the power watcher's battery flag (worker/power.py) every `gate_poll_s` and stops or restarts
 consuming the worker's queues with Celery's own consumer control (`cancel_task_queue`,
 `add_task_queue`, what `celery control cancel_consumer` does). Why this way:
 - with acks_late and prefetch 1 the only message a worker holds is the job it is
@@ -27,6 +28,7 @@ from config.batch_store import PAUSE_KEY
 from config.errors import InvalidSettings
 from config.settings import Settings
 from config.store import redis_client
+from worker import power
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +60,16 @@ class Window:
         return now >= self.start_min or now < self.end_min
 
 
-def closed_reason(client: redis.Redis, window: Window | None, local: time.struct_time) -> str:
+def closed_reason(
+    client: redis.Redis, window: Window | None, local: time.struct_time, on_battery: bool = False
+) -> str:
     """Why the worker must not take jobs now, or "" when it may."""
     if client.exists(PAUSE_KEY):
         return "paused (nightshift resume to continue)"
     if window is not None and not window.contains(local):
         return "outside the window"
+    if on_battery:
+        return "on battery power (NIGHTSHIFT_PAUSE_ON_BATTERY; resumes on AC)"
     return ""
 
 
@@ -96,7 +102,9 @@ class Gate(bootsteps.StartStopStep):
 
     def check(self, c: Any) -> None:
         try:
-            reason = closed_reason(self.redis, self.window, time.localtime())
+            reason = closed_reason(
+                self.redis, self.window, time.localtime(), power.BATTERY_PAUSE.is_set()
+            )
         except redis.RedisError as exc:
             logger.warning("gate: cannot read the pause flag (%s); unchanged", exc)
             return

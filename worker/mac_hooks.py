@@ -13,7 +13,6 @@ forks a fresh child, whose worker_process_init loads and warms the model again.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import psutil
@@ -88,30 +87,9 @@ def _start_power_watcher(sender: Any = None, **_: Any) -> None:
     global _watcher
     if not (settings.keep_awake or settings.pause_on_battery):
         return
-    hostname, client = sender.hostname, redis.Redis.from_url(settings.redis_url)
-
-    def set_consuming(consume: bool) -> None:
-        # Back on AC, reopen only if the pause/window gate (worker/gate.py) would be open too.
-        if consume and _gate_closed(client):
-            return
-        for queue in settings.queue_list:
-            if consume:
-                app.control.add_consumer(queue, destination=[hostname], reply=True)
-            else:
-                app.control.cancel_consumer(queue, destination=[hostname], reply=True)
-
-    def is_consuming() -> bool:
-        return any(sender.task_consumer.consuming_from(q) for q in settings.queue_list)
-
-    _watcher = PowerWatcher(settings, client, set_consuming, is_consuming=is_consuming)
+    # It only raises worker.power.BATTERY_PAUSE: the gate (worker/gate.py) closes the queues.
+    _watcher = PowerWatcher(settings, redis.Redis.from_url(settings.redis_url))
     _watcher.start()
-
-
-def _gate_closed(client: redis.Redis) -> bool:
-    from worker.gate import Window, closed_reason
-
-    window = Window.parse(settings.worker_window)
-    return bool(closed_reason(client, window, time.localtime()))
 
 
 @worker_shutdown.connect

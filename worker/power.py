@@ -3,8 +3,11 @@
 An overnight queue is useless if the Mac falls asleep at 23:10, and a laptop rendering on
 battery drains flat by morning. The worker's parent process runs a `PowerWatcher` thread:
 every `power_poll_s` it reads the power source (`pmset -g batt`) and whether work is waiting,
-then holds a `caffeinate` child while it should stay awake and stops consuming its queues
-while on battery. Commands come from settings, so tests fake `pmset` output with a file.
+then holds a `caffeinate` child while it should stay awake, and raises `BATTERY_PAUSE` while
+on battery. It never opens or closes queues itself: the gate (worker/gate.py) is the one
+place that does, with this as one of its reasons, so a `nightshift resume` on battery or AC
+power during a `nightshift pause` cannot undo the other. Commands come from settings, so
+tests fake `pmset` output with a file.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from config.settings import Settings
 logger = logging.getLogger(__name__)
 
 AC, BATTERY, UNKNOWN = "ac", "battery", "unknown"
+# Set while this worker should take no jobs because the Mac runs on battery (read by the gate).
+BATTERY_PAUSE = threading.Event()
 # kombu's Redis transport: delivered but unacknowledged messages (the running job).
 UNACKED_KEY = "unacked"
 PRIORITY_SEP = ":"
@@ -106,25 +111,26 @@ class KeepAwake:
 
 
 class PowerWatcher(threading.Thread):
-    """Parent-process thread: keep awake while work waits; pause consuming on battery."""
+    """Parent-process thread: keep awake while work waits; flag a pause on battery."""
 
     def __init__(
         self,
         settings: Settings,
         client: redis.Redis,
-        set_consuming: Callable[[bool], None],
         read: Callable[[str], PowerState] = read_power,
-        is_consuming: Callable[[], bool] = lambda: False,
+        pause: threading.Event = BATTERY_PAUSE,
     ) -> None:
         super().__init__(name="nightshift-power", daemon=True)
         self.settings = settings
         self.client = client
-        self.set_consuming = set_consuming
         self.read = read
-        self.is_consuming = is_consuming
+        self.pause = pause
         self.awake = KeepAwake(settings.keep_awake_command)
-        self.paused = False
         self.stopping = threading.Event()
+
+    @property
+    def paused(self) -> bool:
+        return self.pause.is_set()
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -146,15 +152,15 @@ class PowerWatcher(threading.Thread):
                 "on battery" if pause else "back on AC",
                 "pausing" if pause else "resuming",
             )
-            self.set_consuming(not pause)
-        elif pause and self.is_consuming():
-            # Something else reopened the queues (a `nightshift resume`): still on battery.
-            self.set_consuming(False)
-        self.paused = pause
-        if self.settings.keep_awake and waiting and not self.paused:
+        if pause:
+            self.pause.set()
+        else:
+            self.pause.clear()
+        if self.settings.keep_awake and waiting and not pause:
             self.awake.hold()
         else:
             self.awake.release()
 
     def stop(self) -> None:
         self.stopping.set()
+        self.pause.clear()
