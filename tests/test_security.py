@@ -136,17 +136,21 @@ def password_redis(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+def render_without_leaking_the_password(url: str, settings: Settings, start_worker) -> None:
+    """A real worker and client on this Redis: a job succeeds, the password shows nowhere."""
+    secured = settings.model_copy(update={"redis_url": url})
+    worker = start_worker(settings_=secured)
+    record = Client(secured).submit("behind a password", steps=2, width=64, height=64).wait(180)
+
+    assert record.status is JobStatus.SUCCEEDED, record.error
+    assert PASSWORD not in record.to_json()
+    assert PASSWORD not in worker.tail(1_000_000)
+
+
 def test_a_password_protected_redis_works_and_the_password_never_shows(
     password_redis: str, settings: Settings, start_worker
 ) -> None:
-    secured = settings.model_copy(update={"redis_url": password_redis})
-    worker = start_worker(settings_=secured)
-    client = Client(secured)
-    record = client.submit("behind a password", steps=2, width=64, height=64).wait(180)
-
-    assert record.status is JobStatus.SUCCEEDED
-    assert PASSWORD not in record.to_json()
-    assert PASSWORD not in worker.tail(1_000_000)
+    render_without_leaking_the_password(password_redis, settings, start_worker)
     wrong = settings.model_copy(update={"redis_url": password_redis.replace(PASSWORD, "no")})
     with pytest.raises(BrokerUnavailable, match="Redis is not reachable") as caught:
         Client(wrong).submit("x", steps=2, width=64, height=64)
@@ -212,12 +216,7 @@ def tls_redis(tmp_path: Path) -> Iterator[str]:
 def test_a_worker_renders_through_a_tls_redis_and_certificates_are_checked(
     tls_redis: str, settings: Settings, start_worker
 ) -> None:
-    secured = settings.model_copy(update={"redis_url": tls_redis})
-    worker = start_worker(settings_=secured)
-    record = Client(secured).submit("over TLS", steps=2, width=64, height=64).wait(180)
-
-    assert record.status is JobStatus.SUCCEEDED, record.error
-    assert PASSWORD not in record.to_json() and PASSWORD not in worker.tail(1_000_000)
+    render_without_leaking_the_password(tls_redis, settings, start_worker)
     # Without our CA the server's certificate cannot be verified: refused, not trusted.
     untrusted = tls_redis.split("&ssl_ca_certs=")[0]
     with pytest.raises(BrokerUnavailable, match="Redis is not reachable"):
