@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config import names  # noqa: E402
+from config import keys as names  # noqa: E402
 from config.schema import new_job  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from producer.client import Client  # noqa: E402
@@ -57,10 +57,10 @@ def summary_ms(values: list[float]) -> dict[str, float]:
 
 def png_save_s(settings: Settings) -> float:
     """Median time to save one tiny-model image as the worker does (metadata included)."""
-    from worker.device import HostFacts, plan_device
-    from worker.outputs import png_info, save_png
-    from worker.pipeline import load_pipeline
-    from worker.renderer import Renderer
+    from worker.jobs.outputs import png_info, save_png
+    from worker.render.device import HostFacts, plan_device
+    from worker.render.pipeline import load_pipeline
+    from worker.render.renderer import Renderer
 
     plan = plan_device(settings, HostFacts.detect())
     renderer = Renderer(load_pipeline(settings, plan), plan, settings.model)

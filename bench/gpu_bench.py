@@ -191,11 +191,11 @@ def direct(args: argparse.Namespace, fast: bool = False) -> dict[str, Any]:
     """
     from config.schema import new_job
     from config.settings import Settings
-    from worker import fastpath
-    from worker.device import HostFacts, plan_device
-    from worker.outputs import png_info, save_png
-    from worker.pipeline import load_pipeline
-    from worker.renderer import Renderer
+    from worker.jobs.outputs import png_info, save_png
+    from worker.render import fastpath
+    from worker.render.device import HostFacts, plan_device
+    from worker.render.pipeline import load_pipeline
+    from worker.render.renderer import Renderer
 
     settings = Settings(
         model=args.model,
@@ -282,7 +282,7 @@ class Worker:
         )
 
     def wait_ready(self, timeout: float) -> dict[str, Any]:
-        from config import names
+        from config import keys as names
 
         deadline = time.time() + timeout
         redis = self.client.store.redis
@@ -429,7 +429,7 @@ def compare_group_alone(w: Worker) -> dict[str, Any]:
     import numpy as np
     from PIL import Image
 
-    from config.schema import JobStatus
+    from config.records import JobStatus
 
     diffs = []
     for rec in w.client.jobs(JobStatus.SUCCEEDED, limit=10_000):

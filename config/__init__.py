@@ -12,7 +12,8 @@ from config.errors import (
     Unavailable,
     WaitTimeout,
 )
-from config.schema import JobRecord, JobSpec, JobStatus, Limits, new_job, parse_job
+from config.records import JobRecord, JobStatus
+from config.schema import JobSpec, Limits, new_job, parse_job
 from config.settings import Settings
 
 __all__ = [

@@ -1,5 +1,5 @@
 """`nightshift`: the command line. Producer commands live here; worker commands are
-routed to `worker.cli` and imported only when used, so `nightshift submit` never loads torch.
+routed to `worker.commands` and imported only when used, so `nightshift submit` never loads torch.
 """
 
 from __future__ import annotations
@@ -11,22 +11,22 @@ import time
 from collections.abc import Callable, Sequence
 
 from config.errors import BrokerUnavailable, InvalidInput, NightshiftError
-from config.schema import JobRecord, JobStatus
-from producer.batchfile import parse_expiry
+from config.records import JobRecord, JobStatus
+from producer.batches.file import parse_expiry
 from producer.client import Client, record_json
 
 # Modules that add their own subcommands: each defines add_parsers(sub), and its handlers
 # import anything heavy (torch) only when run. Worker-side commands are reached only through
 # this list, so producer code never imports worker code.
 COMMAND_MODULES = [
-    "producer.oneshot",
-    "worker.cli",
-    "producer.flower_cli",
-    "producer.watch",
+    "producer.commands.run",
+    "worker.commands.worker",
+    "producer.commands.flower",
+    "producer.commands.watch",
     "producer.metrics",
-    "producer.deadletter_cli",
-    "producer.batch_cli",
-    "worker.mac_cli",
+    "producer.commands.deadletter",
+    "producer.commands.batch",
+    "worker.commands.mac",
 ]
 Handler = Callable[[argparse.Namespace], int]
 

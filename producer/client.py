@@ -12,14 +12,15 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from config import names
+from config import keys as names
 from config.celery_conf import make_celery
 from config.errors import BrokerUnavailable, WaitTimeout
-from config.schema import JobRecord, JobSpec, JobStatus, new_job
+from config.records import JobRecord, JobStatus
+from config.schema import JobSpec, new_job
 from config.settings import Settings
 from config.store import JobStore
-from producer import bulk
-from producer.progress import ProgressBar
+from producer import enqueue as bulk
+from producer.console import ProgressBar
 
 
 class Job:

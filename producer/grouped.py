@@ -12,9 +12,10 @@ from itertools import groupby
 
 from kombu.exceptions import OperationalError
 
-from config import names
+from config import keys as names
 from config.errors import BrokerUnavailable
-from config.schema import JobRecord, JobSpec
+from config.records import JobRecord
+from config.schema import JobSpec
 from producer.client import Client
 
 

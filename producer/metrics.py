@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from config import names
-from config.schema import JobStatus
+from config import keys as names
+from config.records import JobStatus
 from config.settings import Settings
 from config.store import redis_client
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from config import names
+from config import keys as names
 from config.settings import Settings
 from producer.client import Client
 from producer.local_redis import LocalRedis
@@ -49,7 +49,7 @@ def redis_url(redis_server: LocalRedis) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from worker.tiny import write_tiny_model
+    from worker.render.tiny import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 

@@ -20,9 +20,9 @@ import pytest
 import redis
 from PIL import Image
 
-from config import names
+from config import keys as names
 from config.errors import InvalidJob
-from config.schema import JobStatus
+from config.records import JobStatus
 from config.settings import Settings
 from producer.client import Client
 

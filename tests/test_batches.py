@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from helpers import nightshift
 
-from config import batch_store as bs
-from config.schema import JobRecord, JobStatus
-from producer.batches import batch_status, submit_batch
+from config.records import JobRecord, JobStatus
+from config.store import batches as bs
+from producer.batches.actions import batch_status, submit_batch
 from producer.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -290,7 +290,7 @@ def test_a_bad_window_is_refused_naming_the_flag_value(settings) -> None:
     ],
 )
 def test_windows_may_wrap_past_midnight(window, hour, inside) -> None:
-    from worker.gate import Window
+    from worker.hooks.gate import Window
 
     local = time.struct_time((2026, 1, 1, hour, 0, 0, 0, 1, 0))
     parsed = Window.parse(window)
@@ -299,9 +299,9 @@ def test_windows_may_wrap_past_midnight(window, hour, inside) -> None:
 
 def test_bulk_messages_are_exactly_what_celery_and_kombu_would_write(client, settings) -> None:
     """The fast path must not drift from the real one: same envelope, field for field."""
-    from config.names import RENDER_TASK
+    from config.keys import RENDER_TASK
     from config.schema import new_job
-    from producer import bulk
+    from producer import enqueue as bulk
     from producer.client import task_summary
 
     spec = new_job("same", settings, id="env-1", steps=2, width=64, height=64, priority=7)

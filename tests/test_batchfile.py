@@ -12,8 +12,8 @@ import pytest
 
 from config.errors import InvalidInput, InvalidJob
 from config.settings import Settings
-from producer import batchfile
-from producer.batchfile import count_jobs, expand, fill_wildcards, load
+from producer.batches import file as batchfile
+from producer.batches.file import count_jobs, expand, fill_wildcards, load
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from config.schema import JobStatus
+from config.records import JobStatus
 from producer.client import Client
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import redis
 from helpers import nightshift
 
-from config import names
+from config import keys as names
 from config.settings import Settings
 from producer.local_redis import free_port, redis_answers
 

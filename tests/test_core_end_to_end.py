@@ -8,8 +8,8 @@ from pathlib import Path
 import redis
 from PIL import Image
 
-from config import names
-from config.schema import JobStatus
+from config import keys as names
+from config.records import JobStatus
 from producer.client import Client
 
 

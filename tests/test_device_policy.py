@@ -6,7 +6,7 @@ import pytest
 
 from config.errors import InvalidSettings
 from config.settings import Settings
-from worker.device import GB, HostFacts, plan_device
+from worker.render.device import GB, HostFacts, plan_device
 
 MAC_16GB = HostFacts(
     mps_available=True, cuda_available=False, ram_bytes=16 * GB, system="Darwin", machine="arm64"

@@ -21,8 +21,8 @@ import redis
 
 from config.settings import Settings
 from producer.local_redis import free_port
-from worker.device import GB, HostFacts
-from worker.doctor import FAIL, PASS, WARN, DoctorFacts, Line, check_model, diagnose
+from worker.host.doctor import FAIL, PASS, WARN, DoctorFacts, Line, check_model, diagnose
+from worker.render.device import GB, HostFacts
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,10 +10,10 @@ import pytest
 from config.errors import InvalidSettings
 from config.schema import new_job
 from config.settings import Settings
-from worker import fastpath
-from worker.device import DevicePlan, HostFacts, plan_device
-from worker.pipeline import load_pipeline
-from worker.renderer import Renderer
+from worker.render import fastpath
+from worker.render.device import DevicePlan, HostFacts, plan_device
+from worker.render.pipeline import load_pipeline
+from worker.render.renderer import Renderer
 
 
 def _plan(device: str) -> DevicePlan:

@@ -19,12 +19,12 @@ import pytest
 import redis
 from helpers import nightshift, redis_server_with
 
-from config import names
+from config import keys as names
 from config.errors import BrokerUnavailable, InvalidSettings
-from config.schema import JobStatus
+from config.records import JobStatus
 from config.settings import Settings
-from producer import deadletter_cli
 from producer.client import Client, Job
+from producer.commands import deadletter as deadletter_cli
 from producer.local_redis import LocalRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,7 +115,7 @@ def test_a_job_held_by_a_live_worker_is_never_restored(client: Client, faulty) -
     faulty(NIGHTSHIFT_LEASE_TTL_S="2")
     job = client.submit("[slow] held", steps=40, **SMALL)
     wait_rendering(job)
-    from worker.recovery import sweep
+    from worker.hooks.leases import sweep
 
     conn = client.app.connection_for_write()
     try:

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import requests
 
-from config import names
-from config.schema import JobStatus
+from config import keys as names
+from config.records import JobStatus
 from config.settings import Settings
 from producer.client import Client, Job
 from producer.local_redis import free_port

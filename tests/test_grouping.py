@@ -8,14 +8,15 @@ from types import SimpleNamespace
 import numpy as np
 from PIL import Image
 
-from config.schema import JobStatus, new_job
+from config.records import JobStatus
+from config.schema import new_job
 from config.settings import Settings
 from producer.client import Client, Job
 from producer.grouped import submit_grouped
-from worker.device import HostFacts, plan_device
-from worker.grouping import allowed_sizes, group_key, plan_batches
-from worker.pipeline import load_pipeline
-from worker.renderer import Renderer
+from worker.jobs.grouping import allowed_sizes, group_key, plan_batches
+from worker.render.device import HostFacts, plan_device
+from worker.render.pipeline import load_pipeline
+from worker.render.renderer import Renderer
 
 # A job rendered inside a group may differ from the same job alone by batched-arithmetic
 # rounding only: at most this much on any 8-bit channel (measured: 1 on CPU and on an H100).

@@ -17,8 +17,9 @@ import psutil
 import pytest
 import redis
 
-from config import names
-from config.schema import JobStatus, new_job
+from config import keys as names
+from config.records import JobStatus
+from config.schema import new_job
 from config.settings import Settings
 from producer.client import Client
 

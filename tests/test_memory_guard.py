@@ -12,12 +12,13 @@ from typing import Any
 
 import redis
 
-from config import names
-from config.schema import JobRecord, JobStatus, new_job
+from config import keys as names
+from config.records import JobRecord, JobStatus
+from config.schema import new_job
 from config.settings import Settings
 from config.store import JobStore
 from producer.client import Client
-from worker.memory_guard import (
+from worker.host.memory_guard import (
     EMPTIED,
     OK,
     RECYCLED,

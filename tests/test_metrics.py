@@ -13,11 +13,11 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from config.schema import JobStatus
+from config.records import JobStatus
 from config.settings import Settings
 from producer.client import Client
 from producer.local_redis import free_port
-from worker.metrics import failure_reason
+from worker.hooks.metrics import failure_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import redis
 
-from config.batch_store import PAUSE_KEY
 from config.celery_conf import make_celery
-from config.schema import JobStatus
+from config.records import JobStatus
 from config.settings import Settings
+from config.store.batches import PAUSE_KEY
 from producer.client import Client
-from worker.gate import Window, closed_reason
-from worker.power import (
+from worker.hooks.gate import Window, closed_reason
+from worker.host.power import (
     AC,
     BATTERY,
     UNKNOWN,

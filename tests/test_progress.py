@@ -8,10 +8,11 @@ from pathlib import Path
 
 from helpers import nightshift
 
-from config.schema import JobRecord, JobStatus, new_job
+from config.records import JobRecord, JobStatus
+from config.schema import new_job
 from config.settings import Settings
 from producer.client import Client, Job
-from producer.progress import ProgressBar
+from producer.console import ProgressBar
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +80,7 @@ def test_progress_writes_are_throttled_to_the_interval(settings: Settings) -> No
     success record.
     """
     from worker import runtime
-    from worker.jobs import CancelCheck, ProgressReporter
+    from worker.jobs.run import CancelCheck, ProgressReporter
 
     settings = Settings(**settings.model_dump() | {"progress_interval_s": 0.5})
     ctx = runtime.start(settings)

@@ -13,9 +13,9 @@ import torch
 from config.errors import RenderFailed
 from config.schema import JobSpec, new_job
 from config.settings import Settings
-from worker.device import DevicePlan
-from worker.pipeline import load_pipeline
-from worker.renderer import Renderer
+from worker.render.device import DevicePlan
+from worker.render.pipeline import load_pipeline
+from worker.render.renderer import Renderer
 
 CPU = DevicePlan(device="cpu", dtype="float32", attention_slicing=False, batch_images=True)
 

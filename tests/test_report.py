@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from config import batch_store as bs
-from config.schema import JobStatus
-from producer.batches import batch_status, submit_batch
+from config.records import JobStatus
+from config.store import batches as bs
+from producer.batches.actions import batch_status, submit_batch
 from producer.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent

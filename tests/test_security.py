@@ -16,10 +16,10 @@ import pytest
 import redis
 from helpers import redis_server_with
 
-from config import names
+from config import keys as names
 from config.celery_conf import make_celery
 from config.errors import BrokerUnavailable, InvalidSettings
-from config.schema import JobStatus
+from config.records import JobStatus
 from config.settings import Settings, redact_url
 from producer.client import Client
 from producer.local_redis import free_port

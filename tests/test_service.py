@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from config.settings import Settings
-from worker.service import LABEL, UNIT, install, service_files, stop_timeout_s, uninstall
+from worker.host.service import LABEL, UNIT, install, service_files, stop_timeout_s, uninstall
 
 ROOT = Path(__file__).resolve().parent.parent
 

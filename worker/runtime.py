@@ -8,13 +8,13 @@ import socket
 import time
 from dataclasses import dataclass
 
-from config import names
+from config import keys as names
 from config.settings import Settings
 from config.store import JobStore
-from worker import fastpath
-from worker.device import DevicePlan, HostFacts, plan_device
-from worker.pipeline import load_pipeline
-from worker.renderer import Renderer
+from worker.render import fastpath
+from worker.render.device import DevicePlan, HostFacts, plan_device
+from worker.render.pipeline import load_pipeline
+from worker.render.renderer import Renderer
 
 logger = logging.getLogger(__name__)
 

@@ -8,13 +8,13 @@ from typing import Any
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from config.errors import BrokerUnavailable, NightshiftError
-from config.names import RENDER_GROUP_TASK, RENDER_TASK
-from config.schema import JobStatus
+from config.keys import RENDER_GROUP_TASK, RENDER_TASK
+from config.records import JobStatus
 from worker import runtime
-from worker.celery_app import app, settings
-from worker.grouping import run_group
-from worker.jobs import decode_job, fail_job, run_job
-from worker.revoke import end_as_revoked
+from worker.app import app, settings
+from worker.hooks.revoke import end_as_revoked
+from worker.jobs.grouping import run_group
+from worker.jobs.run import decode_job, fail_job, run_job
 
 logger = logging.getLogger(__name__)
 

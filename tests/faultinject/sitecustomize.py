@@ -83,7 +83,8 @@ def _wrap_image_save(original: Any) -> Any:
 def _inject(**_: Any) -> None:
     from PIL import Image
 
-    from worker import jobs, renderer
+    from worker.jobs import run as jobs
+    from worker.render import renderer
 
     renderer.Renderer.render = _wrap_render(renderer.Renderer.render)  # type: ignore[method-assign]
     jobs.save_png = _wrap_save_png(jobs.save_png)

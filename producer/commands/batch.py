@@ -1,0 +1,196 @@
+"""`nightshift batch submit|status|list|cancel|retry|report` and `nightshift pause|resume`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from config.errors import BrokerUnavailable
+from config.records import JobStatus
+from config.store import batches as bs
+from producer.batches import file as batchfile
+from producer.batches.actions import (
+    BatchStatus,
+    batch_status,
+    cancel_batch,
+    estimate_s,
+    list_batches,
+    new_batch_id,
+    retry_batch,
+    submit_batch,
+)
+from producer.client import Client
+
+SAMPLE_JOBS = 5
+BAR_WIDTH = 30
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    batch = sub.add_parser("batch", help="overnight batches from a YAML/JSON/JSONL/CSV file")
+    bsub = batch.add_subparsers(dest="batch_command", required=True, metavar="ACTION")
+    p = bsub.add_parser("submit", help="enqueue every job of FILE; prints the batch id")
+    p.add_argument("file", type=Path)
+    p.add_argument("--dry-run", action="store_true", help="count, sample and estimate only")
+    p.add_argument("--new", action="store_true", help="submit again even if already submitted")
+    p.add_argument(
+        "--grouped",
+        action="store_true",
+        help="send jobs in groups of NIGHTSHIFT_MAX_GROUP_SIZE: a CUDA worker renders "
+        "compatible ones in one pass (mps still renders them one at a time)",
+    )
+    p.set_defaults(handler=cmd_submit)
+    p = bsub.add_parser("status", help="progress, counts by status, images per minute, ETA")
+    p.add_argument("batch_id")
+    p.add_argument("--watch", action="store_true", help="redraw until the batch ends")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
+    p.set_defaults(handler=cmd_status)
+    p = bsub.add_parser("list", help="recent batches, newest first")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(handler=cmd_list)
+    p = bsub.add_parser("cancel", help="cancel queued jobs; the running one stops at a step")
+    p.add_argument("batch_id")
+    p.set_defaults(handler=cmd_cancel)
+    p = bsub.add_parser("retry", help="queue failed (or cancelled) jobs of a batch again")
+    p.add_argument("batch_id")
+    p.add_argument("--failed", action="store_true", help="retry failed jobs (the default)")
+    p.add_argument("--cancelled", action="store_true", help="retry cancelled jobs too")
+    p.set_defaults(handler=cmd_retry)
+    p = bsub.add_parser("report", help="(re)write index.html, contact-sheet.png, manifest")
+    p.add_argument("batch_id")
+    p.set_defaults(handler=cmd_report)
+    sub.add_parser("pause", help="workers finish the current job, then take no more").set_defaults(
+        handler=cmd_pause
+    )
+    sub.add_parser("resume", help="workers take jobs again").set_defaults(handler=cmd_resume)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    client = Client.from_env()
+    if args.dry_run:
+        return _dry_run(client, args.file)
+    done = submit_batch(client, args.file, new=args.new, grouped=args.grouped)
+    if done.existing:
+        print(
+            f"{args.file} was already submitted as this batch (--new to submit again)",
+            file=sys.stderr,
+        )
+    else:
+        rate = done.enqueued / done.enqueue_s if done.enqueue_s else 0
+        print(
+            f"{done.enqueued} jobs enqueued in {done.enqueue_s:.2f} s ({rate:,.0f}/s)",
+            file=sys.stderr,
+        )
+    print(done.batch_id)
+    return 0
+
+
+def _dry_run(client: Client, path: Path) -> int:
+    batch = batchfile.load(path)
+    specs = batchfile.expand(batch, client.settings, new_batch_id(batch.name))
+    print(f"{path}: {len(specs)} jobs (nothing enqueued)")
+    for spec in specs[:SAMPLE_JOBS]:
+        print(
+            f"  seed {spec.seed:<10} {spec.width}x{spec.height} {spec.steps} steps"
+            f"  cfg {spec.guidance:g}  {spec.prompt}"
+        )
+    if len(specs) > SAMPLE_JOBS:
+        print(f"  … and {len(specs) - SAMPLE_JOBS} more")
+    try:
+        seconds = estimate_s(client, specs)
+    except BrokerUnavailable:
+        print("estimate: Redis is not reachable, so no render history to estimate from")
+        return 0
+    if seconds is None:
+        print("estimate: no history yet (no job has been rendered on this Redis)")
+    else:
+        print(f"estimate: {_duration(seconds)} at the speed workers have recorded")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    client = Client.from_env()
+    while True:
+        status = batch_status(client, args.batch_id)
+        text = describe_status(status)
+        if not args.watch:
+            print(text)
+            return 0
+        sys.stdout.write("\x1b[2J\x1b[H" + text + "\n")
+        sys.stdout.flush()
+        if status.done:
+            return 0
+        time.sleep(args.interval)
+
+
+def describe_status(status: BatchStatus) -> str:
+    total, ended = status.batch.total, status.ended
+    filled = int(BAR_WIDTH * ended / total) if total else BAR_WIDTH
+    counts = "  ".join(f"{s.value} {status.counts[s]}" for s in JobStatus if status.counts[s])
+    ipm, eta = status.images_per_minute(), status.eta_s()
+    lines = [
+        f"batch     {status.batch.id} ({status.batch.name})",
+        f"progress  [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {ended}/{total}",
+        f"jobs      {counts}",
+        f"speed     {f'{ipm:.1f} images/min' if ipm is not None else '-'}",
+        f"eta       {_duration(eta) if eta is not None else '-'}",
+    ]
+    if status.done:
+        lines.append(f"report    {'written' if status.reports else 'pending'}")
+    return "\n".join(lines)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    client = Client.from_env()
+    for batch in list_batches(client, args.limit):
+        made = time.strftime("%Y-%m-%d %H:%M", time.localtime(batch.created_at))
+        print(f"{batch.id}  {made}  {batch.total:>6} jobs  {batch.name}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    outcome = cancel_batch(Client.from_env(), args.batch_id)
+    done = ", ".join(f"{n} {status}" for status, n in sorted(outcome.items()))
+    print(done or "nothing to cancel")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    statuses = {JobStatus.FAILED} if args.failed or not args.cancelled else set()
+    if args.cancelled:
+        statuses.add(JobStatus.CANCELLED)
+    count = retry_batch(Client.from_env(), args.batch_id, statuses)
+    print(f"{count} jobs queued again")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    client = Client.from_env()
+    # The report is written where the images are: run this on a worker machine. Imported by
+    # name, like the worker commands, so the producer never imports worker code otherwise.
+    report = importlib.import_module("worker.report.writer")
+    folder = report.write_report(client.store.redis, client.settings, args.batch_id)
+    print(folder / "index.html")
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    client = Client.from_env()
+    client.store.redis.set(bs.PAUSE_KEY, str(time.time()))
+    print("paused: workers finish their current job and take no more (nightshift resume)")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    client = Client.from_env()
+    was = client.store.redis.delete(bs.PAUSE_KEY)
+    print("resumed" if was else "was not paused")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"

@@ -1,0 +1,79 @@
+"""`nightshift deadletter list|requeue ID`: jobs given up after killing their worker.
+
+A worker fails a job whose worker process died during each of its `max_attempts`
+attempts and adds its id to the dead-letter list. Once the cause is fixed (a driver,
+a model, memory), `requeue` resets the attempt budget and sends the job again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from config import keys as names
+from config.errors import BrokerUnavailable, InvalidInput
+from config.records import JobRecord, JobStatus
+from producer.client import Client, record_json
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("deadletter", help="jobs given up after killing their worker")
+    actions = parser.add_subparsers(dest="deadletter_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="list dead-lettered jobs, oldest first")
+    listing.add_argument("--json", action="store_true", help="one JSON record per line")
+    listing.set_defaults(handler=cmd_list)
+    requeue = actions.add_parser("requeue", help="reset a job's attempts and enqueue it again")
+    requeue.add_argument("job_id")
+    requeue.set_defaults(handler=cmd_requeue)
+
+
+def dead_jobs(client: Client) -> list[JobRecord]:
+    ids = [str(i) for i in client.store.redis.zrange(names.DEADLETTER, 0, -1)]
+    raws = client.store.redis.mget([names.job_key(i) for i in ids]) if ids else []
+    return [JobRecord.from_json(raw) for raw in raws if raw is not None]
+
+
+def requeue(client: Client, job_id: str) -> JobRecord:
+    """Give a dead-lettered job a fresh attempt budget and put it back on its queue."""
+    if client.store.redis.zscore(names.DEADLETTER, job_id) is None:
+        raise InvalidInput("job_id", job_id, "not on the dead-letter list")
+    # The record is reset before the message is sent: a worker taking the message at once
+    # must see a queued job, not the failed one (which it would skip as finished).
+    record = client.store.update(job_id, _reset)
+    spec = record.spec
+    try:
+        client.send(spec)
+    except BrokerUnavailable:
+        client.store.update(job_id, lambda r: _fail(r, "requeue failed: broker unreachable"))
+        raise
+    client.store.redis.zrem(names.DEADLETTER, job_id)
+    return record
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for record in dead_jobs(Client.from_env()):
+        if args.json:
+            print(record_json(record))
+        else:
+            print(f"{record.id}  attempts {record.attempts}  {record.error or ''}")
+    return 0
+
+
+def cmd_requeue(args: argparse.Namespace) -> int:
+    record = requeue(Client.from_env(), args.job_id)
+    print(f"{record.id} {record.status.value}")
+    return 0
+
+
+def _reset(record: JobRecord) -> None:
+    record.status = JobStatus.QUEUED
+    record.attempts = 0
+    record.error = None
+    record.started_at = record.finished_at = None
+    record.progress = {}
+
+
+def _fail(record: JobRecord, reason: str) -> None:
+    record.status = JobStatus.FAILED
+    record.error = reason
+    record.finished_at = time.time()

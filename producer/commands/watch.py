@@ -1,0 +1,120 @@
+"""`nightshift watch` (the queue, live) and `nightshift cancel ID...`.
+
+watch reads only what is cheap: the running jobs' records, the broker's queue lists (one
+LLEN per priority level), and the newest finished records through the status indexes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+
+from config.records import JobRecord, JobStatus
+from producer.client import Client
+from producer.console import bar_text
+from producer.metrics import queue_depths
+
+RATE_WINDOW_S = 600.0
+CLEAR = "\x1b[H\x1b[2J"
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    watch = sub.add_parser("watch", help="show the queue live: running job, queued, finished")
+    watch.add_argument("--interval", type=float, default=1.0, help="seconds between redraws")
+    watch.add_argument("--recent", type=int, default=5, help="finished jobs to list")
+    watch.add_argument("--once", action="store_true", help="print one frame and exit")
+    watch.set_defaults(handler=cmd_watch)
+    cancel = sub.add_parser("cancel", help="cancel jobs: queued at once, running at the next step")
+    cancel.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+    cancel.set_defaults(handler=cmd_cancel)
+
+
+@dataclass
+class Snapshot:
+    running: list[JobRecord]
+    queued: dict[tuple[str, int], int]
+    finished: list[JobRecord]
+    images_per_minute: float
+    taken_at: float = field(default_factory=time.time)
+
+
+def take_snapshot(client: Client, recent: int) -> Snapshot:
+    store = client.store
+    finished = [r for s in _FINISHED for r in store.recent(s, max(recent, 200))]
+    finished.sort(key=lambda r: r.finished_at or 0, reverse=True)
+    return Snapshot(
+        running=store.recent(JobStatus.STARTED, 10),
+        queued=queue_depths(store.redis, client.settings.queue_list),
+        finished=finished[:recent],
+        images_per_minute=images_per_minute(finished, time.time()),
+    )
+
+
+_FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def images_per_minute(finished: list[JobRecord], now: float) -> float:
+    since = now - RATE_WINDOW_S
+    images = sum(
+        len(r.outputs)
+        for r in finished
+        if r.status is JobStatus.SUCCEEDED and (r.finished_at or 0) >= since
+    )
+    return images / (RATE_WINDOW_S / 60)
+
+
+def render_snapshot(snap: Snapshot) -> str:
+    lines = [f"nightshift  {time.strftime('%H:%M:%S', time.localtime(snap.taken_at))}", ""]
+    lines.append("running")
+    for r in snap.running or []:
+        lines.append(f"  {r.id}  {_short(r.spec.prompt)}")
+        lines.append(f"    {bar_text(r.progress) or 'starting'}")
+    if not snap.running:
+        lines.append("  (idle)")
+    lines += ["", "queued (priority 0 first)"]
+    waiting = {k: n for k, n in snap.queued.items() if n}
+    for (queue, priority), n in sorted(waiting.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        lines.append(f"  {queue:<12} priority {priority}: {n}")
+    if not waiting:
+        lines.append("  (empty)")
+    lines += ["", f"finished  ({snap.images_per_minute:.1f} images/min over 10 min)"]
+    lines += [f"  {_finished_line(r)}" for r in snap.finished] or ["  (none yet)"]
+    return "\n".join(lines)
+
+
+def _finished_line(r: JobRecord) -> str:
+    took = f"{r.render_s:.1f}s" if r.render_s is not None else "-"
+    return f"{r.id}  {r.status.value:<9} {took:>7}  {_short(r.spec.prompt)}"
+
+
+def _short(prompt: str, chars: int = 48) -> str:
+    return prompt if len(prompt) <= chars else prompt[: chars - 1] + "…"
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    client = Client.from_env()
+    tty = sys.stdout.isatty()
+    while True:
+        frame = render_snapshot(take_snapshot(client, args.recent))
+        print((CLEAR if tty else "") + frame, flush=True)
+        if args.once:
+            return 0
+        time.sleep(args.interval)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    client = Client.from_env()
+    for job_id in args.job_ids:
+        record = client.cancel(job_id)
+        print(f"{job_id} {cancel_outcome(record)}")
+    return 0
+
+
+def cancel_outcome(record: JobRecord) -> str:
+    if record.status is JobStatus.STARTED:
+        return "cancelling: stops at its next denoising step"
+    if record.status is JobStatus.CANCELLED:
+        return "cancelled"
+    return f"already {record.status.value}: nothing to cancel"
