@@ -406,7 +406,7 @@ def worker_phase(args: argparse.Namespace, name: str, fast: bool) -> dict[str, A
 
 
 def grouped_throughput(w: Worker, args: argparse.Namespace) -> dict[str, Any]:
-    from producer.grouped import submit_grouped
+    from producer.client import submit_grouped
 
     # Seeds/prompts 1000.. are the one-at-a-time jobs above: the same jobs, now grouped.
     specs = [w.spec(1000 + i) for i in range(args.group_prompts)]
@@ -451,7 +451,7 @@ def compare_group_alone(w: Worker) -> dict[str, Any]:
 
 
 def leak_check(w: Worker, args: argparse.Namespace) -> dict[str, Any]:
-    from producer.grouped import submit_grouped
+    from producer.client import submit_grouped
 
     specs = [w.spec(5000 + i) for i in range(args.leak_jobs)]
     samples: dict[str, Any] = {}

@@ -11,11 +11,8 @@ from typing import Any
 
 from celery import Celery
 
+from config import keys as names
 from config.settings import Settings
-
-# Grace between the soft limit (the job fails cleanly) and the hard one (the process is
-# killed): time for the current step to notice and for the record to be written.
-HARD_LIMIT_GRACE_S = 30
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -24,8 +21,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # than the job time limit (Settings refuses otherwise).
         "visibility_timeout": settings.visibility_timeout_s,
         # Ten real priority levels; with Redis, 0 is served first.
-        "priority_steps": list(range(10)),
-        "sep": ":",
+        # The list names config/keys.py reads (priority_list) follow from these two.
+        "priority_steps": list(names.PRIORITIES),
+        "sep": names.PRIORITY_SEP,
         "queue_order_strategy": "priority",
         "socket_connect_timeout": settings.broker_connect_timeout_s,
     }
@@ -62,7 +60,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": True,
         "result_expires": settings.result_ttl_s,
         "task_soft_time_limit": settings.job_time_limit_s,
-        "task_time_limit": settings.job_time_limit_s + HARD_LIMIT_GRACE_S,
+        "task_time_limit": settings.hard_time_limit_s,
         # The child process loads and warms the model before it reports up; the default
         # 4 s would kill it mid-load on every start.
         "worker_proc_alive_timeout": settings.model_load_timeout_s,

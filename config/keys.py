@@ -1,14 +1,33 @@
-"""Names both sides must agree on: task names and Redis keys.
+"""Every Redis key and kombu list name Nightshift uses: the whole Redis layout, in one file.
 
-Kept apart from the Celery app so that a producer can read them without
-importing anything heavy.
+Ours, all under `nightshift:` (TTLs in seconds, from Settings):
+- `job:<id>`              string: the JobRecord as JSON, TTL record_ttl_s
+- `jobs`                  sorted set: every job id, scored by created_at
+- `jobs:<status>`         sorted set: the job ids of one status, scored by created_at
+- `events:<id>`           pub/sub channel: every change of one job, as JSON
+- `cancel:<id>`           string, TTL: a cancel of that running job is pending
+- `lease:<id>`            string, TTL lease_ttl_s: a live worker holds the job's message
+- `deadletter`            sorted set: job ids given up after too many attempts, by when
+- `deadletter:malformed`  list, capped: messages refused at the door (raw, reason, when),
+                          newest first (config/store/malformed.py)
+- `metrics`               hash: job counters for Prometheus (metric name, no _total)
+- `metrics:counted:<id>`  string, TTL record_ttl_s: that job is in the counters already
+- `worker:<host>:<pid>`   hash: one rendering process's stats (device, load_s, rss_bytes...)
+- `workers`               sorted set: `<host>:<pid>` of every rendering process, by start
+- `batch:<id>`            hash: `record` (BatchRecord JSON), `total`, `reports`
+- `batch:<id>:jobs`       list: the batch's job ids, in submit order
+- `batch:<id>:ended`      set: the batch's job ids that have ended
+- `batches`               sorted set: batch ids, by creation time
+- `batch-digest:<sha>`    string: the batch a file's content was submitted as
+- `paused`                string (when, epoch seconds): workers take no new jobs
+
+kombu's (Celery's Redis transport; read by config/store/broker.py, written by kombu and
+by producer/enqueue.py's bulk LPUSH):
+- `<queue>`, `<queue>:<n>` lists: messages waiting at priority 0 and at n = 1..9
+- `unacked`               hash: delivered, not yet acknowledged messages (running jobs)
 """
 
 from __future__ import annotations
-
-RENDER_TASK = "nightshift.render"
-# One message, several compatible jobs (an overnight batch); the worker picks the pass size.
-RENDER_GROUP_TASK = "nightshift.render_group"
 
 KEY_PREFIX = "nightshift"
 
@@ -56,3 +75,43 @@ def lease_key(job_id: str) -> str:
 
 # Sorted set of job ids given up after too many attempts, scored by when (issue 3).
 DEADLETTER = f"{KEY_PREFIX}:deadletter"
+
+# List of messages the worker refused before running them (not a job, or not one it may
+# run), newest first, capped (config/store/malformed.py owns it).
+DEADLETTER_MALFORMED = f"{KEY_PREFIX}:deadletter:malformed"
+
+BATCHES_INDEX = f"{KEY_PREFIX}:batches"
+
+
+def batch_key(batch_id: str) -> str:
+    return f"{KEY_PREFIX}:batch:{batch_id}"
+
+
+def batch_jobs_key(batch_id: str) -> str:
+    return f"{KEY_PREFIX}:batch:{batch_id}:jobs"
+
+
+def batch_ended_key(batch_id: str) -> str:
+    """When this set holds the batch's `total` ids, the morning report runs."""
+    return f"{KEY_PREFIX}:batch:{batch_id}:ended"
+
+
+def batch_digest_key(digest: str) -> str:
+    """Makes a resubmit of the same file content idempotent."""
+    return f"{KEY_PREFIX}:batch-digest:{digest}"
+
+
+# Set while workers must take no new jobs (config/store/control.py owns it).
+PAUSE_KEY = f"{KEY_PREFIX}:paused"
+
+# kombu's names. config/celery_conf.py hands these two to the transport as priority_steps
+# and sep, so the lists read here are the ones kombu writes.
+PRIORITIES = range(10)
+PRIORITY_SEP = ":"
+# kombu's default unacked_key (celery_conf leaves it alone).
+KOMBU_UNACKED = "unacked"
+
+
+def priority_list(queue: str, priority: int) -> str:
+    """kombu's Redis list for one priority level: `queue` for 0, `queue:N` otherwise."""
+    return f"{queue}{PRIORITY_SEP}{priority}" if priority else queue

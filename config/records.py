@@ -1,15 +1,30 @@
 """Job records: a job's status and its whole story, and every transition between statuses.
 
 A record lives in Redis under `nightshift:job:<id>` (config/store/jobs.py writes it). Its
-status changes only through the functions below: one owner per transition.
+status changes only through the functions below: one owner per transition, as rq's job.py
+does it. Each is a mutation for `JobStore.update(job_id, mutate)`, which may call it again on
+a fresh copy when another writer got there first: so they take `now` from the caller and
+decide only from the record they are given.
+
+    queued  --start-->   started  --succeed-->  succeeded
+    queued  --cancel-->  cancelled   (a cancel request, or not started before expires_at)
+    started --stop-->    cancelled   (the worker stopped at a cancel request)
+    any     --fail-->    failed      (give_up: the dead-letter kind)
+    ended   --requeue--> queued      (a retry; reset: also a fresh attempt budget)
+
+After `start`, every write of that attempt (progress, succeed, fail, stop) is fenced by
+`check_held`: a worker that slept past its lease finds a newer attempt and writes nothing.
 """
 
 from __future__ import annotations
 
+import json
 from enum import Enum
+from typing import NamedTuple
 
 from pydantic import BaseModel, Field
 
+from config.errors import ErrorCode, Superseded
 from config.schema import JobSpec
 
 
@@ -54,6 +69,8 @@ class JobRecord(BaseModel):
     render_s: float | None = None
     outputs: list[str] = Field(default_factory=list)
     error: str | None = None
+    # An ErrorCode value beside the message; records written before codes existed have none.
+    error_code: str | None = None
     attempts: int = 0
     progress: dict[str, int] = Field(default_factory=dict)
     render: RenderInfo = Field(default_factory=RenderInfo)
@@ -65,6 +82,128 @@ class JobRecord(BaseModel):
     def to_json(self) -> str:
         return self.model_dump_json()
 
+    def to_json_line(self) -> str:
+        """One line of JSON for people and tools (--json, the batch manifest): UTF-8 text,
+        not ASCII escapes, so prompts in any script stay readable."""
+        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False)
+
     @classmethod
     def from_json(cls, raw: str | bytes) -> JobRecord:
         return cls.model_validate_json(raw)
+
+
+class Attempt(NamedTuple):
+    """Who holds a started job: the attempt `start` counted and the process rendering it.
+
+    The fencing token of every write that attempt makes (worker/jobs/fencing.py): a worker
+    that slept past its lease finds another attempt in the record and writes nothing.
+    """
+
+    number: int
+    worker: str
+    pid: int
+
+
+def attempt_of(record: JobRecord) -> Attempt:
+    return Attempt(record.attempts, record.render.worker, record.render.pid)
+
+
+def check_held(record: JobRecord, attempt: Attempt) -> None:
+    """Raise Superseded unless `attempt` still holds the job: started, by that very attempt.
+
+    Another worker's `start` (after this one's lease lapsed) counted a new attempt; any other
+    end meanwhile (images found on disk, the dead-letter list) ended this attempt too.
+    """
+    holder = attempt_of(record)
+    if record.status is JobStatus.STARTED and holder == attempt:
+        return
+    where = f"{holder.worker} pid {holder.pid}"
+    raise Superseded(record.id, holder.number, where, record.status.value)
+
+
+def start(record: JobRecord, render: RenderInfo, now: float) -> None:
+    """queued (or started, redelivered after its worker died) -> started: one more attempt.
+
+    `now` and created_at are both read from the Redis server's clock (JobStore.now); the wait
+    is clamped at zero all the same, so a date from a skewed clock never makes it negative.
+    """
+    record.status = JobStatus.STARTED
+    record.started_at = now
+    record.queue_wait_s = round(max(0.0, now - record.created_at), 3)
+    record.attempts += 1
+    _clear_error(record)
+    record.render = render
+    record.progress = {}  # a new attempt renders from scratch: the last one's steps are gone
+
+
+def succeed(
+    record: JobRecord, outputs: list[str], now: float, progress: dict[str, int] | None = None
+) -> None:
+    """started -> succeeded, with its files (and the last step's progress, when given)."""
+    _finish(record, JobStatus.SUCCEEDED, now)
+    _clear_error(record)
+    record.outputs = outputs
+    if progress:
+        record.progress = progress
+
+
+def fail(record: JobRecord, error: str, code: ErrorCode, now: float) -> None:
+    """-> failed, with the reason for people and the code for metrics and scripts."""
+    _finish(record, JobStatus.FAILED, now)
+    _set_error(record, error, code)
+
+
+def give_up(record: JobRecord, max_attempts: int, now: float) -> None:
+    """started -> failed for good: every allowed attempt killed its worker (dead letter)."""
+    reason = (
+        f"the worker process died during each of its {record.attempts} attempts "
+        f"(max_attempts {max_attempts}); moved to the dead-letter list"
+    )
+    fail(record, reason, ErrorCode.DEAD_LETTER, now)
+
+
+def cancel(
+    record: JobRecord, reason: str, now: float, code: ErrorCode = ErrorCode.CANCELLED
+) -> None:
+    """queued -> cancelled; any other status is left alone (a started job is stopped by its
+    worker, see `stop`; a finished one stays as it ended)."""
+    if record.status is not JobStatus.QUEUED:
+        return
+    _finish(record, JobStatus.CANCELLED, now)
+    _set_error(record, reason, code)
+
+
+def stop(record: JobRecord, reason: str, now: float) -> None:
+    """started -> cancelled: the worker stopped the render at a cancel request."""
+    _finish(record, JobStatus.CANCELLED, now)
+    _set_error(record, reason, ErrorCode.CANCELLED)
+
+
+def requeue(record: JobRecord) -> None:
+    """finished -> queued for a retry: outputs, progress and times go, attempts stay."""
+    record.status = JobStatus.QUEUED
+    _clear_error(record)
+    record.outputs = []
+    record.progress = {}
+    record.started_at = record.finished_at = None
+
+
+def reset(record: JobRecord) -> None:
+    """A dead-lettered job -> queued with a fresh attempt budget (once its cause is fixed)."""
+    requeue(record)
+    record.attempts = 0
+
+
+def _finish(record: JobRecord, status: JobStatus, now: float) -> None:
+    record.status = status
+    record.finished_at = now
+
+
+def _set_error(record: JobRecord, error: str, code: ErrorCode) -> None:
+    record.error = error
+    record.error_code = code.value
+
+
+def _clear_error(record: JobRecord) -> None:
+    record.error = None
+    record.error_code = None

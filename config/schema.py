@@ -22,9 +22,14 @@ from config.settings import Settings
 SEED_MAX = 2**32 - 1
 # Job ids end up in file names and Redis keys: letters, digits, '.', '_', '-' only,
 # never starting with a dot, so no id can name a hidden file or walk out of a folder.
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Always fullmatch(): with match() and `$`, "ok\n" passes, since `$` matches before a final \n.
+JOB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+QUEUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# C0 controls but tab and newline, DEL, C1 controls (\x9b is a terminal's CSI, like ESC [),
+# and lone surrogates, which no UTF-8 encoder (Redis, a PNG's text chunk) can write.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# Python will not print an int of over 4,300 digits (sys.get_int_max_str_digits()).
+_SHOWN_INT_BITS = 1000
 
 SchedulerName = Literal["pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "lms"]
 
@@ -79,14 +84,14 @@ class JobSpec(BaseModel):
     @field_validator("id", "batch_id")
     @classmethod
     def _safe_id(cls, value: str | None) -> str | None:
-        if value is not None and (not JOB_ID_RE.match(value) or ".." in value):
+        if value is not None and (not JOB_ID_RE.fullmatch(value) or ".." in value):
             raise ValueError("must be 1-128 of A-Z a-z 0-9 . _ - , not starting with '.'")
         return value
 
     @field_validator("queue")
     @classmethod
     def _safe_queue(cls, value: str) -> str:
-        if not QUEUE_RE.match(value):
+        if not QUEUE_RE.fullmatch(value):
             raise ValueError("must be 1-64 of A-Z a-z 0-9 . _ -")
         return value
 
@@ -98,7 +103,7 @@ class JobSpec(BaseModel):
         if len(value) > _limits(info).max_prompt_chars:
             raise ValueError(f"longer than {_limits(info).max_prompt_chars} characters")
         if _CONTROL_RE.search(value):
-            raise ValueError("contains a NUL or control character")
+            raise ValueError("contains a NUL, control character or lone surrogate")
         return value
 
     @field_validator("steps")
@@ -172,6 +177,8 @@ def _job_error(exc: ValidationError, data: dict[str, Any]) -> InvalidJob:
     loc = err.get("loc") or ()
     field = str(loc[0]) if loc else "job"
     value = data.get(field, err.get("input")) if loc else data
+    if isinstance(value, int) and value.bit_length() > _SHOWN_INT_BITS:
+        value = f"an integer of {value.bit_length()} bits"  # repr() would raise ValueError
     msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
     if err.get("type") == "extra_forbidden":
         msg = "unknown field"

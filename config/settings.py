@@ -10,9 +10,15 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.errors import InvalidSettings
+from config.window import WINDOW_HELP, Window
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 TINY_MODEL = "tiny"
+
+# Grace between the soft time limit (the job fails cleanly) and the hard one (Celery kills
+# the process): time for the current step to notice and for the record to be written. Here,
+# not in celery_conf, because the settings check the hard limit against the visibility timeout.
+HARD_LIMIT_GRACE_S = 30
 
 
 class Settings(BaseSettings):
@@ -132,6 +138,15 @@ class Settings(BaseSettings):
             raise ValueError(f"must be comma-separated positive integers, got {value!r}")
         return value
 
+    @field_validator("worker_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        try:
+            Window.parse(value)
+        except InvalidSettings:
+            raise ValueError(WINDOW_HELP) from None
+        return value
+
     @model_validator(mode="after")
     def _time_limit_below_visibility(self) -> Settings:
         if self.job_time_limit_s >= self.visibility_timeout_s:
@@ -139,6 +154,14 @@ class Settings(BaseSettings):
                 "NIGHTSHIFT_JOB_TIME_LIMIT_S must be below NIGHTSHIFT_VISIBILITY_TIMEOUT_S, "
                 "or Redis would hand a running job to a second worker "
                 f"(got {self.job_time_limit_s} >= {self.visibility_timeout_s})"
+            )
+        if self.hard_time_limit_s >= self.visibility_timeout_s:
+            # Celery kills a stuck job only at the hard limit: until then it is still running.
+            raise ValueError(
+                f"NIGHTSHIFT_JOB_TIME_LIMIT_S + {HARD_LIMIT_GRACE_S} s (the hard time limit) "
+                "must be below NIGHTSHIFT_VISIBILITY_TIMEOUT_S, or Redis would hand a stuck "
+                f"job to a second worker (got {self.job_time_limit_s} + {HARD_LIMIT_GRACE_S} "
+                f"= {self.hard_time_limit_s} >= {self.visibility_timeout_s})"
             )
         if not self.queue_list:
             raise ValueError(f"NIGHTSHIFT_QUEUES names no queue (got {self.queues!r})")
@@ -170,6 +193,16 @@ class Settings(BaseSettings):
             if value is not None:
                 env[f"NIGHTSHIFT_{name.upper()}"] = str(value)
         return env
+
+    @property
+    def hard_time_limit_s(self) -> int:
+        """When Celery kills a job that ignored its soft limit (job_time_limit_s)."""
+        return self.job_time_limit_s + HARD_LIMIT_GRACE_S
+
+    @property
+    def window(self) -> Window | None:
+        """worker_window parsed (checked at construction); None when always open."""
+        return Window.parse(self.worker_window)
 
     @property
     def group_sizes(self) -> tuple[int, ...]:
@@ -213,8 +246,20 @@ class Settings(BaseSettings):
 
 
 def redact_url(url: str) -> str:
-    """Hide the password of a redis:// or rediss:// URL (user:password@ or :password@)."""
-    return re.sub(r"(://[^:@/]*:)[^/]*@", r"\1***@", url)
+    """The URL with its password hidden: in `user:password@` and `:password@`, in a bare
+    `secret@`, and in `?password=`. The one redaction: logs, errors and `doctor` all use it,
+    and doctor output gets pasted into issues.
+
+    The user part runs to the LAST '@': a password with a raw '@' or '/' in it (redis-py
+    takes them unquoted) must not show its tail. Rather too much hidden than too little.
+    """
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        rest = f"{user}:***@{host}" if colon else f"***@{host}"
+    rest = re.sub(r"([?&]password=)[^&#]*", r"\1***", rest)
+    return f"{scheme}{sep}{rest}"
 
 
 def _settings_error(exc: ValidationError) -> InvalidSettings:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import time
 from typing import Any, TextIO
 
-import redis
 from celery import Celery
-from kombu.exceptions import OperationalError
 
 from config import keys as names
 from config.celery_conf import make_celery
@@ -19,7 +16,8 @@ from config.records import JobRecord, JobStatus
 from config.schema import JobSpec, new_job
 from config.settings import Settings
 from config.store import JobStore
-from producer import enqueue as bulk
+from config.store.control import request_cancel
+from producer import enqueue
 from producer.console import ProgressBar
 
 
@@ -85,53 +83,38 @@ class Client:
         """Validate and enqueue one job; an id that already exists returns that job, unchanged.
 
         params: negative_prompt, seed, steps, width, height, guidance, images,
-        scheduler, priority, queue (None means the default from settings).
+        scheduler, priority, queue (None means the default from settings), expires_at
+        (this machine's clock, like the created_at stamped here: see on_redis_clock).
         """
         spec = new_job(prompt, self.settings, id=job_id, **params)
+        spec = on_redis_clock(spec, self.clock_offset())
         record = JobRecord(spec=spec, created_at=spec.created_at)
         if not self.store.create(record):
             return Job(self, spec.id)
         try:
             self.send(spec)
         except BrokerUnavailable:
-            self._forget(spec.id)  # no half-written job: the record goes with the message
+            self._forget([spec])  # no half-written job: the record goes with the message
             raise
         return Job(self, spec.id)
 
     def send(self, spec: JobSpec) -> None:
         """Put one job's message on its queue (its record must exist already)."""
-        try:
-            self.app.send_task(
-                names.RENDER_TASK,
-                args=[spec.model_dump(mode="json")],
-                task_id=spec.id,
-                queue=spec.queue,
-                priority=spec.priority,
-                argsrepr=task_summary(spec),
-                kwargsrepr="",
-                retry=True,
-                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-            )
-        except (OperationalError, OSError) as exc:
-            raise BrokerUnavailable(f"could not enqueue job {spec.id}: {exc}") from None
+        enqueue.send(self.app, spec)
 
     def submit_many(self, specs: list[JobSpec], chunk: int = 1000) -> list[str]:
         """Enqueue many validated jobs fast; returns the ids that were new (others are kept).
 
-        Records and messages go in pipelined chunks (see producer/bulk.py): 10,000 jobs
+        Records and messages go in pipelined chunks (see producer/enqueue.py): 10,000 jobs
         take a second or two instead of the ten or more a loop of submit() needs.
         """
         created: list[str] = []
         for start in range(0, len(specs), chunk):
-            part = specs[start : start + chunk]
-            records = [JobRecord(spec=s, created_at=s.created_at) for s in part]
-            created_ok = self.store.create_many(records)
-            fresh = [s for s, ok in zip(part, created_ok, strict=True) if ok]
+            fresh = self._create(specs[start : start + chunk])
             try:
                 self.resend(fresh)
             except BrokerUnavailable:
-                for spec in fresh:
-                    self._forget(spec.id)
+                self._forget(fresh)
                 raise
             created += [s.id for s in fresh]
         return created
@@ -141,28 +124,15 @@ class Client:
 
         No `task-sent` events: Flower sees these jobs once a worker receives them.
         """
-        messages = (bulk.envelope(self.app, s, task_summary(s)) for s in specs)
-        try:
-            bulk.push(self.store.redis, messages)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BrokerUnavailable(f"could not enqueue {len(specs)} jobs: {exc}") from None
+        enqueue.send_many(self.app, self.store.redis, specs)
 
     def cancel(self, job_id: str) -> JobRecord:
         """Cancel a job: a queued one at once, a running one at its next denoising step.
 
         The request is keyed by job id, so a late cancel can never stop the job after it.
         """
-
-        def mark(record: JobRecord) -> None:
-            if record.status is JobStatus.QUEUED:
-                record.status = JobStatus.CANCELLED
-                record.error = "cancelled before it started"
-                record.finished_at = time.time()
-
-        record = self.store.update(job_id, mark)
-        if record.status is JobStatus.STARTED:
-            self.store.redis.set(names.cancel_key(job_id), "1", ex=self.settings.job_time_limit_s)
-        return record
+        ttl_s = self.settings.job_time_limit_s
+        return request_cancel(self.store, job_id, ttl_s, "cancelled before it started")
 
     def job(self, job_id: str) -> Job:
         self.store.get(job_id)  # raises JobNotFound
@@ -171,24 +141,49 @@ class Client:
     def jobs(self, status: JobStatus | None = None, limit: int = 20) -> list[JobRecord]:
         return self.store.recent(status, limit)
 
-    def _forget(self, job_id: str) -> None:
+    def clock_offset(self) -> float:
+        """How far the Redis server's clock is ahead of this machine's (negative: behind),
+        measured against the middle of the round trip."""
+        before = time.time()
+        server = self.store.now()
+        return server - (before + time.time()) / 2
+
+    def _create(self, specs: list[JobSpec]) -> list[JobSpec]:
+        """Write the specs' records, dated on Redis's clock; returns the specs that were new
+        (their ids were free), as written."""
+        offset = self.clock_offset()
+        specs = [on_redis_clock(s, offset) for s in specs]
+        records = [JobRecord(spec=s, created_at=s.created_at) for s in specs]
+        return [s for s, ok in zip(specs, self.store.create_many(records), strict=True) if ok]
+
+    def _forget(self, specs: list[JobSpec]) -> None:
         # Redis may have gone away between the two writes; then there is nothing to undo.
         with contextlib.suppress(BrokerUnavailable):
-            self.store.delete(job_id)
+            for spec in specs:
+                self.store.delete(spec.id)
 
 
-# Flower shows argsrepr instead of the raw payload; long prompts are cut to keep rows short.
-SUMMARY_PROMPT_CHARS = 60
+def on_redis_clock(spec: JobSpec, offset: float) -> JobSpec:
+    """The spec with its dates moved from this machine's clock onto the Redis server's.
+
+    Workers read the time from Redis too (JobStore.now), so however wrong this machine's clock
+    is, a job's queue wait is measured on one clock and `--expires 1h` means an hour.
+    """
+    dates = {"created_at": spec.created_at + offset}
+    if spec.expires_at is not None:
+        dates["expires_at"] = spec.expires_at + offset
+    return spec.model_copy(update=dates)
 
 
-def task_summary(spec: JobSpec) -> str:
-    """One readable line for Flower: short prompt, seed, size, steps (never the whole payload)."""
-    prompt = " ".join(spec.prompt.split())
-    if len(prompt) > SUMMARY_PROMPT_CHARS:
-        prompt = prompt[: SUMMARY_PROMPT_CHARS - 1] + "…"
-    images = f", {spec.images} images" if spec.images > 1 else ""
-    return f"{prompt!r} seed={spec.seed} {spec.width}x{spec.height} steps={spec.steps}{images}"
+def submit_grouped(
+    client: Client, specs: list[JobSpec], group_size: int | None = None
+) -> list[str]:
+    """Enqueue jobs as group messages of at most group_size; returns the ids that were new.
 
-
-def record_json(record: JobRecord) -> str:
-    return json.dumps(record.model_dump(mode="json"), ensure_ascii=False)
+    Each job still gets its own record, seed and file; a CUDA worker renders a group's
+    compatible jobs in one forward pass (mps one at a time). Default size: max_group_size.
+    """
+    fresh = client._create(specs)
+    size = group_size or client.settings.max_group_size
+    enqueue.send_groups(client.app, fresh, size, unsent=client._forget)
+    return [s.id for s in fresh]

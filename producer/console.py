@@ -1,4 +1,4 @@
-"""A live progress bar per image, drawn from a job record's `progress` field.
+"""What the terminal shows: the live progress bar, one-line summaries, and a job's record.
 
 The worker writes {image, images, step, steps} into the record (throttled) and announces
 every change on the job's channel; the bar only draws what the record says.
@@ -11,6 +11,54 @@ from typing import TextIO
 from config.records import JobRecord
 
 BAR_CELLS = 30
+LINE_PROMPT_CHARS = 48  # keeps `jobs` and `watch` rows on one 100-column line
+
+
+def short_prompt(text: str, chars: int = LINE_PROMPT_CHARS) -> str:
+    """The text as is when it fits in chars, else cut to chars with a trailing `…`."""
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def duration(seconds: float) -> str:
+    """`2 h 05 min` or `4 min 09 s`: for estimates and ETAs, to the second."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
+
+
+def took(record: JobRecord) -> str:
+    return f"{record.render_s:.1f}s" if record.render_s is not None else "-"
+
+
+def summary_line(record: JobRecord) -> str:
+    """One job on one line, as `nightshift jobs` lists it."""
+    seed, status = record.spec.seed, record.status.value
+    prompt = short_prompt(record.spec.prompt)
+    return f"{record.id}  {status:<9}  {took(record):>7}  seed {seed:<10}  {prompt}"
+
+
+def describe(record: JobRecord) -> str:
+    """A job's record for a person, one field a line, as `nightshift status` prints it."""
+    spec, info = record.spec, record.render
+    lines = [
+        f"job       {record.id}",
+        f"status    {record.status.value}" + (f" ({record.error})" if record.error else ""),
+        f"prompt    {spec.prompt}",
+        f"params    {spec.width}x{spec.height}, {spec.steps} steps, guidance {spec.guidance:g}, "
+        f"seed {spec.seed}, {spec.images} image(s)",
+        f"attempts  {record.attempts}",
+    ]
+    if record.progress and not record.status.finished:
+        p = record.progress
+        lines.append(f"progress  image {p['image']}/{p['images']}, step {p['step']}/{p['steps']}")
+    if info.worker:
+        lines.append(f"worker    {info.worker} ({info.device}, {info.dtype}, {info.model})")
+    if record.queue_wait_s is not None:
+        lines.append(f"waited    {record.queue_wait_s:.1f} s")
+    if record.render_s is not None:
+        lines.append(f"rendered  {record.render_s:.1f} s")
+    lines += [f"output    {path}" for path in record.outputs]
+    return "\n".join(lines)
 
 
 def bar_text(progress: dict[str, int], cells: int = BAR_CELLS) -> str:

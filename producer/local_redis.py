@@ -24,6 +24,8 @@ def free_port() -> int:
 
 
 def redis_answers(url: str, timeout_s: float = 1.0) -> bool:
+    # A raw client on purpose, not config/store/client.py's factory: this probes any URL
+    # (a server still starting, before any Settings point at it) with a short connect timeout.
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=timeout_s).ping())
     except (redis.RedisError, OSError):

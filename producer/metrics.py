@@ -1,19 +1,17 @@
-"""`nightshift metrics`: a Prometheus exporter for what Flower's /metrics does not know.
+"""The Prometheus exporter `nightshift metrics` serves: what Flower's /metrics does not know.
 
 Everything is read from Redis at scrape time (nothing is kept in this process, so it can
-restart freely): queue depth per priority level straight from kombu's lists, job counts by
-status from the record indexes, the counters the worker adds after each job (wait time,
-render seconds, images, failures by reason) and each worker process's resident memory.
+restart freely): queue depth per priority level from kombu's lists (config/store/broker.py),
+job counts by status from the record indexes, the counters the worker adds after each job
+(wait time, render seconds, images, failures by reason) and each worker process's resident
+memory.
 Flower's own /metrics covers worker online state, task events and runtimes.
 """
 
 from __future__ import annotations
 
-import argparse
-import threading
 from collections.abc import Iterator
 
-import redis
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -22,22 +20,7 @@ from config import keys as names
 from config.records import JobStatus
 from config.settings import Settings
 from config.store import redis_client
-
-PRIORITIES = range(10)  # config/celery_conf.py: priority_steps 0..9
-SEP = ":"  # and the same separator kombu uses for the priority sub-lists
-
-
-def priority_list(queue: str, priority: int) -> str:
-    """kombu's Redis list for one priority level: `queue` for 0, `queue:N` otherwise."""
-    return f"{queue}{SEP}{priority}" if priority else queue
-
-
-def queue_depths(r: redis.Redis, queues: list[str]) -> dict[tuple[str, int], int]:
-    pipe = r.pipeline(transaction=False)
-    keys = [(q, p) for q in queues for p in PRIORITIES]
-    for q, p in keys:
-        pipe.llen(priority_list(q, p))
-    return dict(zip(keys, (int(n) for n in pipe.execute()), strict=True))
+from config.store.broker import queue_depths
 
 
 class NightshiftCollector(Collector):
@@ -107,22 +90,3 @@ def serve(settings: Settings) -> None:
     registry = CollectorRegistry()
     registry.register(NightshiftCollector(settings))
     start_http_server(settings.metrics_port, settings.metrics_address, registry=registry)
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("metrics", help="serve Prometheus metrics (queue depth, wait, s/image)")
-    p.add_argument("--address", help="default NIGHTSHIFT_METRICS_ADDRESS (127.0.0.1)")
-    p.add_argument("--port", type=int, help="default NIGHTSHIFT_METRICS_PORT (9808)")
-    p.set_defaults(handler=cmd_metrics)
-
-
-def cmd_metrics(args: argparse.Namespace) -> int:
-    overrides = {"metrics_address": args.address, "metrics_port": args.port}
-    settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
-    serve(settings)
-    print(
-        f"metrics: http://{settings.metrics_address}:{settings.metrics_port}/metrics",
-        flush=True,
-    )
-    threading.Event().wait()  # the HTTP server runs in a daemon thread
-    return 0

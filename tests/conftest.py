@@ -2,11 +2,18 @@
 
 Nothing here is mocked: tests talk to a real redis-server on a free port and to real
 `nightshift worker` processes running the tiny random-weight model on the CPU.
+
+Tiers (scripts/test TIER): tests/unit needs no service and no model; tests/render loads the
+tiny model, no Redis; tests/integration starts redis-server, workers, Flower, Chromium.
+Without redis-server a test that needs it is skipped on a laptop and fails in CI (CI=true).
+Tests under tests/render and tests/integration carry the `render` and `integration` markers
+(added at collection, below), so `-m "not integration"` selects as the folders do.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,11 +31,33 @@ from producer.client import Client
 from producer.local_redis import LocalRedis
 
 ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
 WORKER_READY_TIMEOUT_S = 120.0
+TIER_MARKERS = {"render": pytest.mark.render, "integration": pytest.mark.integration}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under tests/render or tests/integration with its tier's marker."""
+    for item in items:
+        try:
+            tier = item.path.resolve().relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        if tier in TIER_MARKERS:
+            item.add_marker(TIER_MARKERS[tier])
+
+
+def need(binary: str) -> None:
+    """Skip without `binary` on a developer's machine; fail in CI, where it must be there."""
+    if shutil.which(binary) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{binary} is not installed, and CI must run every test")
+        pytest.skip(f"{binary} is not installed")
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+    need("redis-server")
     server = LocalRedis(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
@@ -67,6 +96,26 @@ def settings(redis_url: str, tiny_model: Path, tmp_path: Path) -> Settings:
         default_steps=4,
         progress_interval_s=0.05,
     )
+
+
+@pytest.fixture
+def offline_settings(tmp_path: Path) -> Settings:
+    """Settings for a unit test: nothing listens at the Redis URL, and nothing needs it."""
+    return Settings(
+        redis_url="redis://127.0.0.1:1/0",
+        model="tiny",
+        data_dir=tmp_path / "data",
+        results_dir=tmp_path / "results",
+        device="cpu",
+        queues="unit",
+        default_steps=4,
+    )
+
+
+@pytest.fixture
+def render_settings(offline_settings: Settings, tiny_model: Path) -> Settings:
+    """Settings for a render test (tests/render): the tiny model, and still no Redis."""
+    return offline_settings.model_copy(update={"model": str(tiny_model)})
 
 
 @pytest.fixture

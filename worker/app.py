@@ -1,4 +1,9 @@
-"""The worker's Celery app (`celery -A worker.app`), and its process lifecycle hooks.
+"""The worker's Celery app (`celery -A worker.app`): settings and the bare app, nothing else.
+
+Importing this module installs no hook: Flower (`celery -A worker.app flower`) and the
+producer's tools import the same app for its configuration only. The worker's hooks are
+installed from one ordered list (worker/hooks/__init__.py) by `celeryd_init`, which only the
+`celery worker` command sends, in the worker's main process before its pool forks.
 
 Pool: prefork with one child. The parent never imports torch; it keeps heartbeats,
 events and remote control answering while the child renders, so Flower sees the worker
@@ -14,30 +19,24 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import celeryd_init
 
 from config.celery_conf import make_celery
 from config.settings import Settings
 
 logger = logging.getLogger(__name__)
-
 settings = Settings.from_env()
 app = make_celery(settings, include=["worker.tasks"])
 
 
-@worker_process_init.connect
-def _load_model(**_: Any) -> None:
-    from worker import runtime
+@celeryd_init.connect
+def _install_hooks(**_: Any) -> None:
+    from worker import hooks
 
-    runtime.start(settings)
-
-
-# Importing these connects their signal handlers and steps:
-# - metrics, revoke: Flower's revoke/terminate become cancels; per-job Prometheus counters;
-# - mac_hooks: memory guard after each job, keep-awake, pause on battery, the MPS cap;
-# - inbound, recovery: malformed messages dropped; leases and the sweep that requeues a
-#   dead worker's job within seconds instead of after the visibility timeout;
-# - gate, report: pause/resume and the overnight window; the report after a batch ends.
-from worker.hooks import gate
-
-app.steps["consumer"].add(gate.Gate)
+    try:
+        hooks.install(app, settings)
+    except Exception as exc:
+        # Celery logs and swallows a signal handler's exception: a worker missing its leases
+        # or its gate must not start at all. SystemExit is not swallowed.
+        logger.critical("cannot install the worker's hooks: %s: %s", type(exc).__name__, exc)
+        raise SystemExit(1) from exc

@@ -7,13 +7,14 @@ from typing import Any
 
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from config.errors import BrokerUnavailable, NightshiftError
-from config.keys import RENDER_GROUP_TASK, RENDER_TASK
+from config.errors import BrokerUnavailable, ErrorCode, NightshiftError, Superseded
 from config.records import JobStatus
+from config.settings import Settings
+from config.tasks import RENDER_GROUP_TASK, RENDER_TASK
 from worker import runtime
-from worker.app import app, settings
+from worker.app import app
 from worker.hooks.revoke import end_as_revoked
-from worker.jobs.grouping import run_group
+from worker.jobs.grouping import check_group, run_group
 from worker.jobs.run import decode_job, fail_job, run_job
 
 logger = logging.getLogger(__name__)
@@ -28,12 +29,16 @@ def render(payload: dict[str, Any]) -> dict[str, Any]:
     except BrokerUnavailable as exc:
         raise _give_back(spec.id, exc) from exc
     except SoftTimeLimitExceeded:
-        fail_job(spec.id, ctx, f"time limit of {settings.job_time_limit_s} s exceeded")
+        fail_job(spec.id, ctx, _time_limit_reason(ctx.settings), ErrorCode.TIME_LIMIT)
         raise
+    except Superseded as exc:  # a newer attempt owns the job and its restored message
+        logger.warning("%s; stopped without writing", exc)
+        return {"id": spec.id, "status": "superseded", "outputs": []}
     except NightshiftError:
         raise  # already recorded by run_job
     except Exception as exc:
-        fail_job(spec.id, ctx, f"internal error: {type(exc).__name__}: {exc}")
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        fail_job(spec.id, ctx, reason, ErrorCode.INTERNAL)
         raise
     if record.status is JobStatus.CANCELLED:
         end_as_revoked(render)  # Flower shows REVOKED, not SUCCESS
@@ -43,6 +48,9 @@ def render(payload: dict[str, Any]) -> dict[str, Any]:
 @app.task(name=RENDER_GROUP_TASK)
 def render_group(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ctx = runtime.current()
+    # Counted before any payload is decoded: the inbound guard refuses these already, this
+    # keeps a message that reaches the task some other way to the same rule.
+    check_group(payloads, ctx.settings.max_group_size)
     specs = [decode_job(payload, ctx) for payload in payloads]
     try:
         records = run_group(specs, ctx)
@@ -51,9 +59,16 @@ def render_group(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     except SoftTimeLimitExceeded:
         for spec in specs:
             if not ctx.store.get(spec.id).status.finished:
-                fail_job(spec.id, ctx, f"time limit of {settings.job_time_limit_s} s exceeded")
+                fail_job(spec.id, ctx, _time_limit_reason(ctx.settings), ErrorCode.TIME_LIMIT)
         raise
+    except Superseded as exc:  # the restored group message is another worker's now
+        logger.warning("%s; stopped its group, writing nothing more", exc)
+        return [{"id": s.id, "status": "superseded", "outputs": []} for s in specs]
     return [{"id": r.id, "status": r.status.value, "outputs": r.outputs} for r in records]
+
+
+def _time_limit_reason(settings: Settings) -> str:
+    return f"time limit of {settings.job_time_limit_s} s exceeded"
 
 
 def _give_back(what: str, exc: BrokerUnavailable) -> Reject:

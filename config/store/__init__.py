@@ -1,5 +1,10 @@
-"""Redis, as both sides use it: one client factory, job and batch records, control flags."""
+"""Redis, as both sides use it: one client factory, job and batch records, control flags.
 
-from config.store.jobs import JobStore, redis_client
+Key names live in config/keys.py, Lua scripts in lua/ (loaded by scripts.py), kombu's lists
+are read only through broker.py.
+"""
 
-__all__ = ["JobStore", "redis_client"]
+from config.store.client import reachable, redis_client
+from config.store.jobs import JobStore
+
+__all__ = ["JobStore", "reachable", "redis_client"]

@@ -10,12 +10,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.records import JobRecord, JobStatus
+from config import keys as names
+from config.records import JobStatus
 from config.schema import JobSpec
 from config.store import batches as bs
+from config.store import control
 from producer.batches import file as batchfile
-from producer.client import Client
-from producer.grouped import submit_grouped
+from producer.client import Client, submit_grouped
 
 HISTORY_JOBS = 200
 
@@ -32,19 +33,19 @@ class Submitted:
 def submit_batch(client: Client, path: Path, new: bool = False, grouped: bool = False) -> Submitted:
     """Expand the file and enqueue every job; the same file again returns the first batch.
 
-    grouped: send the jobs as group messages (producer/grouped.py), so a CUDA worker renders
+    grouped: send the jobs as group messages (producer/enqueue.py), so a CUDA worker renders
     compatible jobs in one forward pass; each job keeps its own record, seed and file.
     """
     batch = batchfile.load(path)
     r = client.store.redis
-    if not new and (known := r.get(bs.digest_key(batch.digest))):
+    if not new and (known := r.get(names.batch_digest_key(batch.digest))):
         return Submitted(str(known), bs.load_batch(r, str(known)).total, 0, True)
     batch_id = new_batch_id(batch.name)
     specs = batchfile.expand(batch, client.settings, batch_id)
     ttl = client.settings.record_ttl_s
     # Claimed before anything is written, so two submits racing make one batch, not two.
-    if not r.set(bs.digest_key(batch.digest), batch_id, nx=not new, ex=ttl):
-        known = str(r.get(bs.digest_key(batch.digest)))
+    if not r.set(names.batch_digest_key(batch.digest), batch_id, nx=not new, ex=ttl):
+        known = str(r.get(names.batch_digest_key(batch.digest)))
         return Submitted(known, bs.load_batch(r, known).total, 0, True)
     begin = time.perf_counter()
     _write_batch(client, batch, batch_id, specs)
@@ -73,13 +74,13 @@ def _write_batch(
     )
     ttl = client.settings.record_ttl_s
     with client.store.redis.pipeline() as pipe:
-        pipe.hset(bs.batch_key(batch_id), mapping={"record": record.model_dump_json()})
-        pipe.hset(bs.batch_key(batch_id), mapping={"total": len(specs), "reports": 0})
+        pipe.hset(names.batch_key(batch_id), mapping={"record": record.model_dump_json()})
+        pipe.hset(names.batch_key(batch_id), mapping={"total": len(specs), "reports": 0})
         ids = [s.id for s in specs]
         for start in range(0, len(ids), bs.READ_CHUNK):
-            pipe.rpush(bs.jobs_key(batch_id), *ids[start : start + bs.READ_CHUNK])
-        pipe.zadd(bs.BATCHES_INDEX, {batch_id: record.created_at})
-        for key in (bs.batch_key(batch_id), bs.jobs_key(batch_id)):
+            pipe.rpush(names.batch_jobs_key(batch_id), *ids[start : start + bs.READ_CHUNK])
+        pipe.zadd(names.BATCHES_INDEX, {batch_id: record.created_at})
+        for key in (names.batch_key(batch_id), names.batch_jobs_key(batch_id)):
             pipe.expire(key, ttl)
         pipe.execute()
 
@@ -150,8 +151,8 @@ def batch_status(client: Client, batch_id: str) -> BatchStatus:
 
 def list_batches(client: Client, limit: int = 20) -> list[bs.BatchRecord]:
     r = client.store.redis
-    ids = [str(i) for i in r.zrevrange(bs.BATCHES_INDEX, 0, max(limit, 1) - 1)]
-    return [bs.load_batch(r, i) for i in ids if r.exists(bs.batch_key(i))]
+    ids = [str(i) for i in r.zrevrange(names.BATCHES_INDEX, 0, max(limit, 1) - 1)]
+    return [bs.load_batch(r, i) for i in ids if r.exists(names.batch_key(i))]
 
 
 def cancel_batch(client: Client, batch_id: str) -> Counter:
@@ -171,17 +172,9 @@ def retry_batch(client: Client, batch_id: str, statuses: set[JobStatus]) -> int:
     bs.load_batch(r, batch_id)
     again = [rec for rec in bs.job_records(r, bs.job_ids(r, batch_id)) if rec.status in statuses]
     for record in again:
-        client.store.update(record.id, _requeue)
+        control.requeue(client.store, record.id)
     if again:
         # Forget that these ended, so the last of them to end triggers the report again.
-        r.srem(bs.ended_key(batch_id), *[rec.id for rec in again])
+        r.srem(names.batch_ended_key(batch_id), *[rec.id for rec in again])
         client.resend([rec.spec for rec in again])
     return len(again)
-
-
-def _requeue(record: JobRecord) -> None:
-    record.status = JobStatus.QUEUED
-    record.error = None
-    record.outputs = []
-    record.progress = {}
-    record.started_at = record.finished_at = None

@@ -7,7 +7,7 @@ A YAML or JSON file is one object::
     prompts:                        # strings, or objects with per-row overrides
       - a {red|green|blue} cat      # wildcards: one option drawn from the job's seed
       - {prompt: a lighthouse, steps: 40}
-    prompts_file: prompts.txt       # or: one prompt per line, next to this file
+    prompts_file: prompts.txt       # or: one prompt per line, in this file's folder
     combine:                        # groups combined as a product; lists in a group zipped
       - {width: [512, 768], height: [768, 512]}
       - {guidance: [5, 7.5]}
@@ -18,37 +18,50 @@ A YAML or JSON file is one object::
 
 A JSONL or CSV file is just the rows: one job per line, `prompt` plus any overrides.
 Errors name the file, the row and the field.
+
+Files are untrusted: formats.py bounds every parser (size, depth, number length) before it
+builds anything, and refuses YAML aliases (`*name`): batch files need none.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import itertools
-import json
 import random
 import re
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from config.errors import InvalidInput, InvalidJob
 from config.schema import SEED_MAX, JobSpec, Limits, parse_job
 from config.settings import Settings
+from producer.batches.formats import (
+    MAX_FILE_BYTES,
+    MAX_YAML_BYTES,
+    batch_error,
+    csv_rows,
+    jsonl_rows,
+    parse_json,
+    parse_yaml,
+    read_capped,
+    utf8_text,
+)
+from producer.timeparse import parse_expiry
 
 TOP_KEYS = {"name", "defaults", "prompts", "prompts_file", "combine", "seeds", "runs", "expires"}
 ROW_KEYS = {"prompt", "negative_prompt", "seed", "steps", "width", "height", "guidance"}
 ROW_KEYS |= {"images", "scheduler", "queue", "priority", "expires"}
-WILDCARD_RE = re.compile(r"\{([^{}]*\|[^{}]*)\}")
-RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+# {a|b|c}: options split by '|', none holding a brace. Written so no character can match two
+# ways, the search stays linear: `[^{}]*\|[^{}]*` was quadratic on '{' and 40,000 '|'.
+WILDCARD_RE = re.compile(r"\{([^{}|]*(?:\|[^{}|]*)+)\}")
+# ASCII digits only (\d also takes '٣'), at most 10 (SEED_MAX has 10), matched whole.
+RANGE_RE = re.compile(r"\s*([0-9]{1,10})\s*-\s*([0-9]{1,10})\s*")
 MAX_JOBS = 100_000
+MAX_NAME_CHARS = 200  # shown in `batch list` and slugged into the batch id
+FORMATS = (".yaml", ".yml", ".json", ".jsonl", ".csv")
 
 
 @dataclass
@@ -68,67 +81,34 @@ class BatchFile:
 
 
 def load(path: Path) -> BatchFile:
-    """Read and check a batch file; raise InvalidInput naming the file, row and field."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InvalidInput("batch file", str(path), exc.strerror or str(exc)) from None
-    text = raw.decode("utf-8", errors="replace")
+    """Read and check a batch file; raise InvalidInput naming the file, row and field.
+
+    Nothing is parsed before the file is known to be a regular file under its size cap.
+    """
     suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise InvalidInput("batch file", str(path), f"must end in {', '.join(FORMATS)}")
+    limit = MAX_YAML_BYTES if suffix in (".yaml", ".yml") else MAX_FILE_BYTES
+    raw = read_capped(path, limit, "batch file", str(path))
+    text = utf8_text(raw, "batch file", str(path))
     if suffix == ".jsonl":
-        return _from_rows(path, _jsonl_rows(path, text), raw)
+        return _from_rows(path, jsonl_rows(path, text), raw)
     if suffix == ".csv":
-        return _from_rows(path, _csv_rows(text), raw)
-    if suffix in (".yaml", ".yml", ".json"):
-        return _from_object(path, _parse_object(path, text), raw)
-    raise InvalidInput("batch file", str(path), "must end in .yaml, .yml, .json, .jsonl or .csv")
+        return _from_rows(path, csv_rows(path, text), raw)
+    data = parse_json(path, text) if suffix == ".json" else parse_yaml(path, text)
+    return _from_object(path, _top_level(path, data), raw)
 
 
-def _err(path: Path, where: str, value: object, reason: str) -> InvalidJob:
-    return InvalidJob(f"{path.name}, {where}", value, reason)
+_err = batch_error
 
 
-def _parse_object(path: Path, text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise _err(path, "syntax", path.name, str(exc).replace("\n", " ")) from None
+def _top_level(path: Path, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _err(path, "top level", type(data).__name__, "must be a mapping of settings")
-    unknown = sorted(set(data) - TOP_KEYS)
+    unknown = sorted(set(data) - TOP_KEYS, key=str)  # YAML keys may be numbers or null
     if unknown:
-        raise _err(path, unknown[0], data[unknown[0]], f"unknown key; use {sorted(TOP_KEYS)}")
+        raise _err(path, str(unknown[0]), data[unknown[0]], f"unknown key; use {sorted(TOP_KEYS)}")
     return data
-
-
-def _jsonl_rows(path: Path, text: str) -> list[Any]:
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise _err(path, f"row {number}", line[:60], f"not JSON: {exc.msg}") from None
-    return rows
-
-
-def _csv_rows(text: str) -> list[Any]:
-    rows = []
-    for row in csv.DictReader(io.StringIO(text)):
-        rows.append({k.strip(): _csv_value(k.strip(), v) for k, v in row.items() if k and v})
-    return rows
-
-
-def _csv_value(key: str, text: str) -> Any:
-    text = text.strip()
-    if key in ("seed", "steps", "width", "height", "images", "priority"):
-        return int(text) if text.isdigit() else text
-    if key == "guidance":
-        try:
-            return float(text)
-        except ValueError:
-            return text
-    return text
 
 
 def _from_rows(path: Path, rows: list[Any], raw: bytes) -> BatchFile:
@@ -138,13 +118,13 @@ def _from_rows(path: Path, rows: list[Any], raw: bytes) -> BatchFile:
 
 
 def _from_object(path: Path, data: dict[str, Any], raw: bytes) -> BatchFile:
-    prompts = list(data.get("prompts") or [])
+    prompts = _prompt_list(path, data.get("prompts"))
     digest = hashlib.sha256(raw)
     if "prompts_file" in data:
         lines, extra = _prompts_file(path, data["prompts_file"])
         prompts += lines
         digest.update(extra)
-    batch = BatchFile(path, str(data.get("name") or path.stem), [])
+    batch = BatchFile(path, _name(path, data.get("name")), [])
     batch.rows = [_row(path, i, r) for i, r in enumerate(prompts, 1)]
     batch.defaults = _defaults(path, data.get("defaults") or {})
     batch.combine = _combine(path, data.get("combine") or [])
@@ -155,14 +135,55 @@ def _from_object(path: Path, data: dict[str, Any], raw: bytes) -> BatchFile:
     return _nonempty(batch)
 
 
-def _prompts_file(path: Path, name: object) -> tuple[list[str], bytes]:
-    target = path.parent / str(name)
+def _prompt_list(path: Path, prompts: Any) -> list[Any]:
+    if prompts is None:
+        return []
+    if not isinstance(prompts, list):  # a string would become one job per character
+        raise _err(path, "prompts", prompts, "must be a list of prompts, even of one: [a cat]")
+    return list(prompts)
+
+
+def _name(path: Path, value: Any) -> str:
+    if value is None or value == "":
+        return path.stem
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _err(path, "name", value, "must be text")
+    name = str(value)
+    if len(name) > MAX_NAME_CHARS or not name.isprintable():  # ANSI escapes reach terminals
+        reason = f"must be at most {MAX_NAME_CHARS} printable characters, no control characters"
+        raise _err(path, "name", value, reason)
+    return name
+
+
+def _prompts_file(path: Path, name: Any) -> tuple[list[str], bytes]:
+    """Prompts from a text file, one a line; lines end at \\n only, as in JSONL."""
+    target = _inside_folder(path, name)
     try:
-        raw = target.read_bytes()
-    except OSError as exc:
-        raise _err(path, "prompts_file", str(name), exc.strerror or str(exc)) from None
-    lines = raw.decode("utf-8", errors="replace").splitlines()
-    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")], raw
+        raw = read_capped(target, MAX_FILE_BYTES, "prompts_file", name)
+        lines = [ln.strip() for ln in utf8_text(raw, "prompts_file", name).split("\n")]
+    except InvalidInput as exc:
+        raise _err(path, "prompts_file", name, exc.reason) from None
+    return [ln for ln in lines if ln and not ln.startswith("#")], raw
+
+
+def _inside_folder(path: Path, name: Any) -> Path:
+    """prompts_file names a file in the batch file's folder or below it, nothing else: an
+    absolute path, '..' or a symlink out would let a shared batch file read any file the
+    user can (~/.ssh, /etc/passwd) into prompts that are stored and shown."""
+    reason = "must be a relative path to a file in the batch file's folder or below it"
+    if not isinstance(name, str) or not name.strip() or "\x00" in name:
+        raise _err(path, "prompts_file", name, reason)
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise _err(path, "prompts_file", name, reason)
+    try:
+        folder = path.parent.resolve()
+        target = (folder / relative).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise _err(path, "prompts_file", name, str(exc)) from None
+    if not target.is_relative_to(folder):
+        raise _err(path, "prompts_file", name, f"{reason}; a symlink leads out to {target}")
+    return target
 
 
 def _row(path: Path, number: int, row: Any) -> dict[str, Any]:
@@ -170,7 +191,7 @@ def _row(path: Path, number: int, row: Any) -> dict[str, Any]:
         row = {"prompt": row}
     if not isinstance(row, dict):
         raise _err(path, f"row {number}", row, "must be a prompt or an object with 'prompt'")
-    unknown = sorted(set(row) - ROW_KEYS)
+    unknown = sorted(set(row) - ROW_KEYS, key=str)
     if unknown:
         raise _err(path, f"row {number}, {unknown[0]}", row[unknown[0]], "unknown field")
     if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
@@ -181,7 +202,7 @@ def _row(path: Path, number: int, row: Any) -> dict[str, Any]:
 def _defaults(path: Path, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _err(path, "defaults", data, "must be a mapping of job fields")
-    unknown = sorted(set(data) - (ROW_KEYS - {"prompt"}))
+    unknown = sorted(set(data) - (ROW_KEYS - {"prompt"}), key=str)
     if unknown:
         raise _err(path, f"defaults, {unknown[0]}", data[unknown[0]], "unknown field")
     return dict(data)
@@ -216,7 +237,7 @@ def _seeds(path: Path, spec: Any) -> tuple[list[int] | None, int]:
         return None, _positive(path, "seeds.count", spec["count"])
     if isinstance(spec, int) and not isinstance(spec, bool):
         spec = [spec]
-    if isinstance(spec, str) and (match := RANGE_RE.match(spec)):
+    if isinstance(spec, str) and (match := RANGE_RE.fullmatch(spec)):
         low, high = int(match[1]), int(match[2])
         if low > high or high > SEED_MAX or high - low >= MAX_JOBS:
             raise _err(path, "seeds", spec, f"range must be low-high within 0-{SEED_MAX}")
@@ -265,11 +286,20 @@ def expand(batch: BatchFile, settings: Settings, batch_id: str) -> list[JobSpec]
         if "expires" in data:
             where = f"{batch.path.name}, row {row['row']}, expires"
             data["expires_at"] = parse_expiry(str(data.pop("expires")), now, where)
-        data["prompt"] = fill_wildcards(str(data["prompt"]), int(data["seed"]))
         data["id"] = f"{batch_id}-{n:05d}"
         data["batch_id"] = batch_id
-        specs.append(_validate(batch.path, row["row"], data, limits))
+        specs.append(_job(batch.path, row["row"], data, limits))
     return specs
+
+
+def _job(path: Path, row: int, data: dict[str, Any], limits: Limits) -> JobSpec:
+    """Validate the job as written, then fill its wildcards and validate the result: the
+    length check comes before any expansion, and the seed is known to be a number."""
+    spec = _validate(path, row, data, limits)
+    filled = fill_wildcards(spec.prompt, spec.seed)
+    if filled == spec.prompt:
+        return spec
+    return _validate(path, row, data | {"prompt": filled}, limits)  # `{ | }` leaves nothing
 
 
 def _base(batch: BatchFile, settings: Settings, now: float) -> dict[str, Any]:
@@ -308,8 +338,9 @@ def _seed_list(batch: BatchFile) -> list[int]:
 
 
 def _validate(path: Path, row: int, data: dict[str, Any], limits: Limits) -> JobSpec:
-    if isinstance(data.get("guidance"), int):
-        data["guidance"] = float(data["guidance"])  # YAML writes 7 for 7.0
+    guidance = data.get("guidance")
+    if isinstance(guidance, int) and not isinstance(guidance, bool):  # never true as 1.0
+        data["guidance"] = float(guidance)  # YAML writes 7 for 7.0
     try:
         return parse_job(data, limits)
     except InvalidJob as exc:
@@ -320,14 +351,3 @@ def fill_wildcards(prompt: str, seed: int) -> str:
     """Replace each {a|b|c} by one option, chosen by a generator seeded with the job's seed."""
     rng = random.Random(seed)
     return WILDCARD_RE.sub(lambda m: rng.choice(m[1].split("|")).strip(), prompt)
-
-
-def parse_expiry(text: str, now: float, field_name: str = "expires") -> float:
-    """A duration from now ("90s", "30m", "8h", "2d", bare seconds) or an ISO local time."""
-    if match := DURATION_RE.match(text):
-        unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
-        return now + float(match[1]) * unit
-    try:
-        return datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
-        raise InvalidInput(field_name, text, "use 30m, 8h, 2d or an ISO time") from None

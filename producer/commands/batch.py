@@ -1,4 +1,4 @@
-"""`nightshift batch submit|status|list|cancel|retry|report` and `nightshift pause|resume`."""
+"""`nightshift batch submit|status|list|cancel|retry|report`: overnight batches from a file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 
 from config.errors import BrokerUnavailable
 from config.records import JobStatus
-from config.store import batches as bs
 from producer.batches import file as batchfile
 from producer.batches.actions import (
     BatchStatus,
@@ -23,6 +22,7 @@ from producer.batches.actions import (
     submit_batch,
 )
 from producer.client import Client
+from producer.console import duration
 
 SAMPLE_JOBS = 5
 BAR_WIDTH = 30
@@ -61,10 +61,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = bsub.add_parser("report", help="(re)write index.html, contact-sheet.png, manifest")
     p.add_argument("batch_id")
     p.set_defaults(handler=cmd_report)
-    sub.add_parser("pause", help="workers finish the current job, then take no more").set_defaults(
-        handler=cmd_pause
-    )
-    sub.add_parser("resume", help="workers take jobs again").set_defaults(handler=cmd_resume)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -106,7 +102,7 @@ def _dry_run(client: Client, path: Path) -> int:
     if seconds is None:
         print("estimate: no history yet (no job has been rendered on this Redis)")
     else:
-        print(f"estimate: {_duration(seconds)} at the speed workers have recorded")
+        print(f"estimate: {duration(seconds)} at the speed workers have recorded")
     return 0
 
 
@@ -135,7 +131,7 @@ def describe_status(status: BatchStatus) -> str:
         f"progress  [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {ended}/{total}",
         f"jobs      {counts}",
         f"speed     {f'{ipm:.1f} images/min' if ipm is not None else '-'}",
-        f"eta       {_duration(eta) if eta is not None else '-'}",
+        f"eta       {duration(eta) if eta is not None else '-'}",
     ]
     if status.done:
         lines.append(f"report    {'written' if status.reports else 'pending'}")
@@ -174,23 +170,3 @@ def cmd_report(args: argparse.Namespace) -> int:
     folder = report.write_report(client.store.redis, client.settings, args.batch_id)
     print(folder / "index.html")
     return 0
-
-
-def cmd_pause(args: argparse.Namespace) -> int:
-    client = Client.from_env()
-    client.store.redis.set(bs.PAUSE_KEY, str(time.time()))
-    print("paused: workers finish their current job and take no more (nightshift resume)")
-    return 0
-
-
-def cmd_resume(args: argparse.Namespace) -> int:
-    client = Client.from_env()
-    was = client.store.redis.delete(bs.PAUSE_KEY)
-    print("resumed" if was else "was not paused")
-    return 0
-
-
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"

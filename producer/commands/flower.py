@@ -4,12 +4,14 @@ Flower runs as `celery -A worker.app flower`, so it shares the visibility timeou
 priority steps and queue declarations of the worker (a Flower with kombu's default one-hour
 visibility timeout would make Redis redeliver a running overnight job). Its persisted state
 is a pickle shelve: anyone who can write that file can run code in Flower, so it lives in
-the data folder with mode 600, and Flower runs with umask 077.
+the data folder with mode 600, and Flower runs with umask 077. Flower's /metrics needs the
+login too (flower_conf.py, its --conf file, says why that takes a config file).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -18,6 +20,10 @@ from config.errors import InvalidSettings
 from config.settings import Settings
 
 LOOPBACK = "127.0.0.1"
+ALL_INTERFACES = ("", "0.0.0.0", "::")
+# Below this, or equal to the user name, a password reachable from the network is a guess.
+STRONG_PASSWORD_CHARS = 12
+CONF_FILE = Path(__file__).with_name("flower_conf.py")
 # Flower's task list shows the readable job summary (argsrepr) next to the state.
 TASK_COLUMNS = "name,uuid,state,args,received,started,runtime,worker"
 
@@ -37,6 +43,8 @@ def cmd_flower(args: argparse.Namespace) -> int:
     db = state_file(settings)
     argv = flower_argv(settings, db)
     print(f"Flower: {flower_url(settings)}  (state: {db}, mode 600)", flush=True)
+    if warning := weak_login_warning(settings, args.no_auth):
+        print(warning, file=sys.stderr, flush=True)
     os.umask(0o077)  # the shelve files Flower writes are private from the first byte
     os.execve(sys.executable, argv, env)
 
@@ -100,9 +108,36 @@ def flower_argv(settings: Settings, db: Path) -> list[str]:
         f"--db={db}",
         f"--state_save_interval={settings.flower_state_save_interval_s * 1000}",
         f"--tasks_columns={TASK_COLUMNS}",
+        f"--conf={CONF_FILE}",
     ]
 
 
 def flower_url(settings: Settings) -> str:
-    host = LOOPBACK if settings.flower_address in ("", "0.0.0.0") else settings.flower_address
-    return f"http://{host}:{settings.flower_port}/"
+    """The address Flower binds, as a URL; all interfaces are said to be all interfaces."""
+    address = settings.flower_address or "0.0.0.0"
+    host = f"[{address}]" if ":" in address else address
+    url = f"http://{host}:{settings.flower_port}/"
+    return f"{url} (all interfaces)" if address in ALL_INTERFACES else url
+
+
+def weak_login_warning(settings: Settings, no_auth: bool) -> str | None:
+    """A warning when Flower is reachable beyond this machine with a guessable password."""
+    password, user = settings.flower_password, settings.flower_user
+    if no_auth or on_loopback(settings.flower_address):
+        return None
+    if len(password) >= STRONG_PASSWORD_CHARS and password != user:
+        return None
+    return (
+        f"warning: Flower listens on {flower_url(settings)} and NIGHTSHIFT_FLOWER_PASSWORD is "
+        f"weak (shorter than {STRONG_PASSWORD_CHARS} characters, or the user name): whoever "
+        "reaches that port and guesses it can revoke jobs and shut workers down"
+    )
+
+
+def on_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost, or "" (all interfaces)

@@ -1,4 +1,4 @@
-"""`nightshift watch` (the queue, live) and `nightshift cancel ID...`.
+"""`nightshift watch`: the queue, live.
 
 watch reads only what is cheap: the running jobs' records, the broker's queue lists (one
 LLEN per priority level), and the newest finished records through the status indexes.
@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 
 from config.records import JobRecord, JobStatus
+from config.store.broker import queue_depths
 from producer.client import Client
-from producer.console import bar_text
-from producer.metrics import queue_depths
+from producer.console import bar_text, short_prompt, took
 
 RATE_WINDOW_S = 600.0
 CLEAR = "\x1b[H\x1b[2J"
@@ -26,9 +26,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     watch.add_argument("--recent", type=int, default=5, help="finished jobs to list")
     watch.add_argument("--once", action="store_true", help="print one frame and exit")
     watch.set_defaults(handler=cmd_watch)
-    cancel = sub.add_parser("cancel", help="cancel jobs: queued at once, running at the next step")
-    cancel.add_argument("job_ids", nargs="+", metavar="JOB_ID")
-    cancel.set_defaults(handler=cmd_cancel)
 
 
 @dataclass
@@ -69,7 +66,7 @@ def render_snapshot(snap: Snapshot) -> str:
     lines = [f"nightshift  {time.strftime('%H:%M:%S', time.localtime(snap.taken_at))}", ""]
     lines.append("running")
     for r in snap.running or []:
-        lines.append(f"  {r.id}  {_short(r.spec.prompt)}")
+        lines.append(f"  {r.id}  {short_prompt(r.spec.prompt)}")
         lines.append(f"    {bar_text(r.progress) or 'starting'}")
     if not snap.running:
         lines.append("  (idle)")
@@ -85,12 +82,7 @@ def render_snapshot(snap: Snapshot) -> str:
 
 
 def _finished_line(r: JobRecord) -> str:
-    took = f"{r.render_s:.1f}s" if r.render_s is not None else "-"
-    return f"{r.id}  {r.status.value:<9} {took:>7}  {_short(r.spec.prompt)}"
-
-
-def _short(prompt: str, chars: int = 48) -> str:
-    return prompt if len(prompt) <= chars else prompt[: chars - 1] + "…"
+    return f"{r.id}  {r.status.value:<9} {took(r):>7}  {short_prompt(r.spec.prompt)}"
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -102,19 +94,3 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if args.once:
             return 0
         time.sleep(args.interval)
-
-
-def cmd_cancel(args: argparse.Namespace) -> int:
-    client = Client.from_env()
-    for job_id in args.job_ids:
-        record = client.cancel(job_id)
-        print(f"{job_id} {cancel_outcome(record)}")
-    return 0
-
-
-def cancel_outcome(record: JobRecord) -> str:
-    if record.status is JobStatus.STARTED:
-        return "cancelling: stops at its next denoising step"
-    if record.status is JobStatus.CANCELLED:
-        return "cancelled"
-    return f"already {record.status.value}: nothing to cancel"

@@ -1,6 +1,7 @@
-"""Worker-side commands: `nightshift worker` and `nightshift model tiny DIR`.
+"""`nightshift worker`: run the Celery worker, one job at a time.
 
-Imported by the command-line front door only when parsing; torch loads only inside handlers.
+Imported by the command-line front door only when parsing; the Celery app (and through it
+torch) loads only inside the handler.
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-from pathlib import Path
+
+from config.settings import Settings
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -23,24 +25,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(handler=cmd_worker)
 
-    model = sub.add_parser("model", help="model utilities")
-    model_sub = model.add_subparsers(dest="model_command", required=True, metavar="WHAT")
-    tiny = model_sub.add_parser("tiny", help="write a tiny random-weight SD pipeline to DIR")
-    tiny.add_argument("dir", type=Path)
-    tiny.add_argument("--seed", type=int, default=0)
-    tiny.set_defaults(handler=cmd_model_tiny)
-
 
 def cmd_worker(args: argparse.Namespace) -> int:
     if args.queues:
         # The child process reads settings from the environment, so pass the flag down there.
         os.environ["NIGHTSHIFT_QUEUES"] = args.queues
     if args.window:
-        from worker.hooks.gate import Window
+        from config.window import Window
 
         Window.parse(args.window)  # a bad window fails here, with the flag's value
         os.environ["NIGHTSHIFT_WORKER_WINDOW"] = args.window
-    from worker.app import app, settings
+    settings = Settings.from_env()  # what worker.app will read too, flags included
+    from worker.app import app
 
     app.worker_main(
         [
@@ -57,17 +53,5 @@ def cmd_worker(args: argparse.Namespace) -> int:
             args.loglevel,
             "--task-events",
         ]
-    )
-    return 0
-
-
-def cmd_model_tiny(args: argparse.Namespace) -> int:
-    from worker.render.tiny import write_tiny_model
-
-    path = write_tiny_model(args.dir, seed=args.seed)
-    print(path)
-    print(
-        "note: a tiny random-weight Stable Diffusion pipeline for tests and offline demos; "
-        "its pictures are noise."
     )
     return 0

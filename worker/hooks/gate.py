@@ -1,4 +1,4 @@
-"""Pause/resume, the overnight window, battery: whether this worker takes new jobs right now.
+"""Parent: pause, the overnight window, battery: whether this worker takes jobs right now.
 
 The gate is a Celery consumer bootstep in the worker's main process, and the only code that
 opens or closes the worker's queues. It re-reads the Redis pause flag, the local clock and
@@ -16,55 +16,25 @@ consuming the worker's queues with Celery's own consumer control (`cancel_task_q
 from __future__ import annotations
 
 import logging
-import re
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 from celery import bootsteps
 
-from config.errors import InvalidSettings
 from config.settings import Settings
-from config.store import redis_client
-from config.store.batches import PAUSE_KEY
+from config.store import control, redis_client
+from config.window import Window
 from worker.host import power
 
 logger = logging.getLogger(__name__)
-
-_WINDOW_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-
-
-@dataclass(frozen=True)
-class Window:
-    """Minutes after local midnight; start > end means the window wraps past midnight."""
-
-    start_min: int
-    end_min: int
-
-    @classmethod
-    def parse(cls, text: str) -> Window | None:
-        if not text.strip():
-            return None
-        match = _WINDOW_RE.match(text)
-        h1, m1, h2, m2 = (int(g) for g in match.groups()) if match else (99, 0, 0, 0)
-        if max(h1, h2) > 23 or max(m1, m2) > 59:
-            reason = "use HH:MM-HH:MM in local time, e.g. 22:00-07:00"
-            raise InvalidSettings("NIGHTSHIFT_WORKER_WINDOW", text, reason)
-        return cls(h1 * 60 + m1, h2 * 60 + m2)
-
-    def contains(self, local: time.struct_time) -> bool:
-        now = local.tm_hour * 60 + local.tm_min
-        if self.start_min <= self.end_min:
-            return self.start_min <= now < self.end_min
-        return now >= self.start_min or now < self.end_min
 
 
 def closed_reason(
     client: redis.Redis, window: Window | None, local: time.struct_time, on_battery: bool = False
 ) -> str:
     """Why the worker must not take jobs now, or "" when it may."""
-    if client.exists(PAUSE_KEY):
+    if control.is_paused(client):
         return "paused (nightshift resume to continue)"
     if window is not None and not window.contains(local):
         return "outside the window"
@@ -73,17 +43,21 @@ def closed_reason(
     return ""
 
 
+def install(app: Any, settings: Settings) -> None:
+    app.steps["consumer"].add(type("Gate", (Gate,), {"settings": settings}))
+
+
 class Gate(bootsteps.StartStopStep):
     """Consumer bootstep: opens and closes this worker's queues."""
 
     requires = ("celery.worker.consumer.tasks:Tasks",)
 
+    settings: Settings  # bound by install(): a bootstep is built by Celery, not by us
+
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
-        from worker.app import settings
-
-        self.settings: Settings = settings
-        self.window = Window.parse(settings.worker_window)
+        settings = self.settings
+        self.window = settings.window
         self.redis = redis_client(settings)  # fails fast: this runs in the consumer's loop
         self.open: bool | None = None  # unknown until the first check
         self.tref: Any = None

@@ -1,4 +1,4 @@
-"""Nothing lost: jobs held by a dead worker go back on their queue within seconds.
+"""Parent: nothing lost; jobs held by a dead worker go back on their queue within seconds.
 
 kombu's Redis transport keeps every delivered, unacknowledged message in the `unacked`
 hash (scored by delivery time in `unacked_index`) and restores it only after the
@@ -24,6 +24,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from typing import Any
 
 import redis
@@ -32,6 +33,9 @@ from celery.worker import state
 
 from config import keys as names
 from config.settings import Settings
+from config.store import redis_client
+from config.store.client import durability_config, durability_problems
+from config.tasks import TASK_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +53,8 @@ def held_task_ids() -> list[str]:
     return []
 
 
-_TASK_PREFIX = names.RENDER_TASK.split(".")[0] + "."  # nightshift.render, .render_group
-
-
 def _ours(task_name: object) -> bool:
-    return isinstance(task_name, str) and task_name.startswith(_TASK_PREFIX)
+    return isinstance(task_name, str) and task_name.startswith(TASK_PREFIX)
 
 
 def task_of(raw: bytes | str) -> str | None:
@@ -95,11 +96,38 @@ def sweep(channel: Any, lease_ttl_s: float) -> list[str]:
     """Put every orphaned job back on its queue; returns their ids."""
     restored = []
     for tag, job_id in orphans(channel, lease_ttl_s, time.time()):
-        # Atomic with ack (WATCH on the unacked hash): a message acked meanwhile, or
-        # restored by another worker's sweep, is not pushed a second time.
-        channel.qos.restore_by_tag(tag)
+        if not restore_as_new_delivery(channel, tag):
+            continue  # acked, or restored by another worker's sweep, in the meantime
         logger.warning("job %s: its worker is gone; put it back on its queue", job_id)
         restored.append(job_id)
+    return restored
+
+
+def restore_as_new_delivery(channel: Any, tag: str) -> bool:
+    """kombu's QoS.restore_by_tag, except that the copy put back gets a fresh delivery tag.
+
+    Atomic with ack (WATCH on the unacked hash): a message acked meanwhile, or restored by
+    another worker's sweep, is not pushed a second time. Why a fresh tag: kombu keeps the
+    tag, so the presumed-dead holder (a Mac that slept past its lease) would, on waking,
+    ack the tag and delete the unacked entry of the copy another worker is now rendering;
+    that worker dying next would then strand the job. Returns False when nothing was left.
+    """
+    qos = channel.qos
+    restored = False
+
+    def transaction(pipe: Any) -> None:
+        nonlocal restored
+        raw = pipe.hget(qos.unacked_key, tag)
+        pipe.multi()
+        qos._remove_from_indices(tag, pipe)
+        restored = bool(raw)
+        if raw:
+            message, exchange, routing_key = json.loads(raw)
+            message["properties"]["delivery_tag"] = str(uuid.uuid4())
+            channel._do_restore_message(message, exchange, routing_key, pipe)
+
+    with channel.conn_or_acquire() as client:
+        client.transaction(transaction, qos.unacked_key)
     return restored
 
 
@@ -137,67 +165,55 @@ class LeaseKeeper(threading.Thread):
 def warn_without_persistence(client: redis.Redis, url: str) -> list[str]:
     """Warn when the broker's Redis would lose queued jobs on a crash or under memory pressure."""
     try:
-        aof = client.config_get("appendonly").get("appendonly")
-        policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
+        problems = durability_problems(durability_config(client))
     except redis.ResponseError as exc:  # managed Redis often refuses CONFIG
         logger.info("cannot check persistence of %s (%s); make sure AOF is on", url, exc)
         return []
-    problems = []
-    if aof != "yes":
-        problems.append("appendonly is off: a Redis crash loses queued jobs")
-    if policy != "noeviction":
-        problems.append(f"maxmemory-policy is {policy}: under memory pressure it evicts jobs")
-    for problem in problems:
+    for problem in problems.values():
         logger.warning(
             "broker %s: %s (set appendonly yes, maxmemory-policy noeviction)", url, problem
         )
-    return problems
+    return list(problems.values())
 
 
-def _settings() -> Settings:
-    from worker.app import settings  # imported late: celery_app imports this module
-
-    return settings
-
-
-@worker_ready.connect
-def _start_keeper(sender: Any = None, **_: Any) -> None:
-    global _keeper
-    settings = _settings()
-    with contextlib.suppress(redis.RedisError):
-        warn_without_persistence(_lease_client(settings), settings.redis_url_redacted)
-    _keeper = LeaseKeeper(sender.app, settings)
-    _keeper.start()
+def install(app: Any, settings: Settings) -> None:
+    hooks = _LeaseHooks(settings)
+    worker_ready.connect(hooks.start_keeper, weak=False)
+    task_received.connect(hooks.take_lease, weak=False)
+    worker_shutdown.connect(hooks.stop_keeper, weak=False)
 
 
-@task_received.connect
-def _take_lease(request: Any = None, **_: Any) -> None:
-    # The first lease is set here, in the consumer, before the job can look orphaned.
-    if request is None or not _ours(request.name):
-        return
-    settings = _settings()
-    owner = f"{socket.gethostname()}:{os.getpid()}"
-    try:
-        renew_leases(_lease_client(settings), [request.id], settings.lease_ttl_s, owner)
-    except redis.RedisError as exc:
-        logger.warning("job %s: could not take its lease: %s", request.id, exc)
+class _LeaseHooks:
+    """The parent's lease keeper and its first lease per message."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keeper: LeaseKeeper | None = None
+        self.client: redis.Redis | None = None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
-@worker_shutdown.connect
-def _stop_keeper(**_: Any) -> None:
-    # Leases are left to expire: a job still held at a cold shutdown is restored by kombu
-    # or, failing that, by the next sweep once its lease is gone.
-    if _keeper is not None:
-        _keeper.stopping.set()
+    def _client(self) -> redis.Redis:
+        if self.client is None:  # made at first use: install runs before the worker forks
+            self.client = redis_client(self.settings)
+        return self.client
 
+    def start_keeper(self, sender: Any = None, **_: Any) -> None:
+        with contextlib.suppress(redis.RedisError):
+            warn_without_persistence(self._client(), self.settings.redis_url_redacted)
+        self.keeper = LeaseKeeper(sender.app, self.settings)
+        self.keeper.start()
 
-_client: redis.Redis | None = None
+    def take_lease(self, request: Any = None, **_: Any) -> None:
+        # The first lease is set here, in the consumer, before the job can look orphaned.
+        if request is None or not _ours(request.name):
+            return
+        try:
+            renew_leases(self._client(), [request.id], self.settings.lease_ttl_s, self.owner)
+        except redis.RedisError as exc:
+            logger.warning("job %s: could not take its lease: %s", request.id, exc)
 
-
-def _lease_client(settings: Settings) -> redis.Redis:
-    global _client
-    if _client is None:
-        from config.store import redis_client
-
-        _client = redis_client(settings)
-    return _client
+    def stop_keeper(self, **_: Any) -> None:
+        # Leases are left to expire: a job still held at a cold shutdown is restored by kombu
+        # or, failing that, by the next sweep once its lease is gone.
+        if self.keeper is not None:
+            self.keeper.stopping.set()

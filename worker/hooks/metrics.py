@@ -1,4 +1,4 @@
-"""Per-job counters for Prometheus, written by the rendering child after each job.
+"""Child: per-job counters for Prometheus, written after each job.
 
 Counters live in one Redis hash (`nightshift:metrics`), so they survive worker restarts
 and add up over several workers; `nightshift metrics` (producer/metrics.py) serves them.
@@ -14,25 +14,20 @@ import psutil
 from celery.signals import task_postrun, worker_process_init
 
 from config import keys as names
-from config.errors import JobNotFound
+from config.errors import ErrorCode, JobNotFound
 from config.records import JobRecord, JobStatus
+from config.settings import Settings
+from config.store import scripts
+from worker.jobs.messages import job_ids
 
 logger = logging.getLogger(__name__)
 
-# Failure reasons are a small fixed set, so the Prometheus label stays low-cardinality.
-REASONS = (
-    ("time limit", "time_limit"),
-    ("non-finite", "non_finite"),
-    ("all-black", "black_image"),
-    ("out of memory", "out_of_memory"),
-    ("cannot write results", "results_dir"),
-    ("internal error", "internal"),
-)
 
-
-def failure_reason(error: str | None) -> str:
-    text = (error or "").lower()
-    return next((label for needle, label in REASONS if needle in text), "other")
+def failure_label(record: JobRecord) -> str:
+    """The record's error code; "other" for a record without one (written before codes) or
+    with a code this worker does not know, so the Prometheus label stays low-cardinality."""
+    code = record.error_code or ""
+    return code if code in {known.value for known in ErrorCode} else "other"
 
 
 def counter_fields(record: JobRecord) -> dict[str, float]:
@@ -45,21 +40,8 @@ def counter_fields(record: JobRecord) -> dict[str, float]:
         fields["images"] = len(record.outputs)
         fields["render_seconds"] = record.render_s
     if record.status is JobStatus.FAILED:
-        fields[f"failures:{failure_reason(record.error)}"] = 1
+        fields[f"failures:{failure_label(record)}"] = 1
     return fields
-
-
-# Count a job once (a redelivered job is not counted again), in one round trip.
-# KEYS: counted marker, counters hash; ARGV: marker TTL, then field, amount pairs.
-_COUNT_ONCE_LUA = """
-if redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then
-  for i = 2, #ARGV, 2 do
-    redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1])
-  end
-  return 1
-end
-return 0
-"""
 
 
 def count_job(ctx: Any, job_id: str) -> bool:
@@ -74,17 +56,21 @@ def count_job(ctx: Any, job_id: str) -> bool:
     for field, amount in counter_fields(record).items():
         args += [field, amount]
     keys = [names.metrics_counted_key(job_id), names.JOB_METRICS]
-    return bool(ctx.store.redis.eval(_COUNT_ONCE_LUA, len(keys), *keys, *args))
+    # Once per job (a redelivered job is not counted again), in one round trip.
+    return bool(scripts.for_client(ctx.store.redis).count_once(keys=keys, args=args))
 
 
 def record_memory(ctx: Any) -> None:
     ctx.store.redis.hset(ctx.stats_key, "rss_bytes", psutil.Process().memory_info().rss)
 
 
-@task_postrun.connect
+def install(app: Any, settings: Settings) -> None:
+    task_postrun.connect(_after_job, weak=False)
+    worker_process_init.connect(_after_load, weak=False)
+
+
 def _after_job(task_id: str | None = None, args: Any = None, **_: Any) -> None:
     from worker import runtime
-    from worker.hooks.revoke import job_ids
 
     try:
         ctx = runtime.current()
@@ -95,7 +81,6 @@ def _after_job(task_id: str | None = None, args: Any = None, **_: Any) -> None:
         logger.exception("could not update job metrics for task %s", task_id)
 
 
-@worker_process_init.connect
 def _after_load(**_: Any) -> None:
     from worker import runtime
 

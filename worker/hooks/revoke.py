@@ -1,7 +1,9 @@
-"""Flower's revoke and terminate become Nightshift cancels; the model process survives.
+"""Parent and child: Flower's revoke and terminate become cancels; the model stays loaded.
 
 Revoke of a queued task: Celery skips the message when the worker picks it up and sends
-`task_revoked` in the worker's parent process; we mark the record `cancelled`.
+`task_revoked` in the worker's parent process; we mark the record `cancelled` and, since
+the task never runs its after-task hooks, count the job as ended here (metrics, and its
+batch's end: the last job of a batch writes the morning report, a revoked one too).
 
 Terminate of a running task: in the prefork pool the parent kills the child that runs it
 (`pool.terminate_job(pid, SIGTERM)`), then sends `task_revoked(terminated=True)`. The
@@ -14,6 +16,7 @@ exits as before, so an interrupted job is still requeued.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -26,27 +29,16 @@ from celery.exceptions import Ignore
 from celery.signals import task_prerun, task_revoked
 
 from config import keys as names
-from config.errors import JobNotFound
-from config.records import JobRecord, JobStatus
+from config.errors import ErrorCode, JobNotFound
 from config.settings import Settings
 from config.store import JobStore, redis_client
+from config.store.control import request_cancel
+from worker.hooks.report import count_ended
+from worker.jobs.messages import job_ids
 
 logger = logging.getLogger(__name__)
 
-
-def request_cancel(store: JobStore, job_id: str, ttl_s: int) -> JobRecord:
-    """A queued job is cancelled at once; a running one gets its (per-id) cancel key."""
-
-    def mark(record: JobRecord) -> None:
-        if record.status is JobStatus.QUEUED:
-            record.status = JobStatus.CANCELLED
-            record.error = "revoked before it started"
-            record.finished_at = time.time()
-
-    record = store.update(job_id, mark)
-    if record.status is JobStatus.STARTED:
-        store.redis.set(names.cancel_key(job_id), "1", ex=ttl_s)
-    return record
+REVOKED = "revoked before it started"
 
 
 def end_as_revoked(task: Any) -> NoReturn:
@@ -60,30 +52,31 @@ def end_as_revoked(task: Any) -> NoReturn:
     raise Ignore()
 
 
-def _settings() -> Settings:
-    from worker.app import settings
-
-    return settings
-
-
-def job_ids(args: Any) -> list[str]:
-    """The job ids in a render task's arguments: one payload, or a list (a grouped render)."""
-    payloads = (args or [None])[0]
-    items = payloads if isinstance(payloads, list) else [payloads]
-    return [str(p["id"]) for p in items if isinstance(p, dict) and p.get("id")]
+def install(app: Any, settings: Settings) -> None:
+    global _settings
+    _settings = settings  # read by the SIGTERM handler, which gets no context of its own
+    task_revoked.connect(functools.partial(_on_revoked, settings), weak=False)
+    task_prerun.connect(_trap_terminate, weak=False)
 
 
-@task_revoked.connect
+_settings: Settings | None = None
+
+
 def _on_revoked(
-    request: Any = None, terminated: bool = False, expired: bool = False, **_: Any
+    settings: Settings,
+    request: Any = None,
+    terminated: bool = False,
+    expired: bool = False,
+    **_: Any,
 ) -> None:
     if expired or request is None:
         return  # expiry is the overnight window's business, not a cancel
-    settings = _settings()
     store = JobStore.from_settings(settings)
     for job_id in job_ids(request.args):
         try:
-            record = request_cancel(store, job_id, settings.job_time_limit_s)
+            record = request_cancel(
+                store, job_id, settings.job_time_limit_s, REVOKED, ErrorCode.REVOKED
+            )
         except JobNotFound:
             continue
         logger.info(
@@ -93,6 +86,8 @@ def _on_revoked(
             job_id,
             record.status.value,
         )
+        if record.status.finished:  # a running job is counted by its own task when it stops
+            count_ended(store, settings, record)
 
 
 def _running_job_ids() -> list[str]:
@@ -131,13 +126,12 @@ def _cancel_requested(settings: Settings, ids: list[str]) -> bool:
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     ids = _running_job_ids()
-    if not ids or not _cancel_requested(_settings(), ids):
+    if not ids or _settings is None or not _cancel_requested(_settings, ids):
         _die(signum, frame)
         return
     logger.info("terminate of %s: cancelling at the next step, model stays loaded", ids)
 
 
-@task_prerun.connect
 def _trap_terminate(**_: Any) -> None:
     # Installed at the first job, not in worker_process_init: billiard puts its own
     # SIGTERM handler back after the process initializer has run.

@@ -17,6 +17,8 @@ import redis
 
 from config.celery_conf import celery_config
 from config.settings import TINY_MODEL, Settings
+from config.store import redis_client
+from config.store.client import DURABILITY, durability_config, durability_problems
 from worker.render.device import GB, HostFacts, choose_slicing
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -193,45 +195,29 @@ def check_disk(settings: Settings) -> Line:
 
 
 def check_redis(settings: Settings) -> list[Line]:
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=settings.broker_connect_timeout_s
-    )
+    client = redis_client(settings)
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:
         fix = "brew services start redis, or: docker compose up -d redis"
-        return [Line(FAIL, "redis", f"{_safe_url(settings.redis_url)}: {exc}", fix)]
-    lines = [Line(PASS, "redis", f"{_safe_url(settings.redis_url)} answers")]
+        return [Line(FAIL, "redis", f"{settings.redis_url_redacted}: {exc}", fix)]
+    lines = [Line(PASS, "redis", f"{settings.redis_url_redacted} answers")]
     try:
-        raw = client.config_get("appendonly") | client.config_get("maxmemory-policy")
+        config = durability_config(client)
     except redis.RedisError as exc:
         return [*lines, Line(WARN, "redis config", f"cannot read CONFIG: {exc}", "check by hand")]
-    config = {str(k): str(v) for k, v in raw.items()}
-    return [*lines, _aof_line(config), _eviction_line(config)]
+    problems = durability_problems(config)
+    return [*lines, *(_durability_line(name, config, problems) for name in DURABILITY)]
 
 
-def _aof_line(config: dict[str, str]) -> Line:
-    found = f"appendonly {config.get('appendonly')}"
-    if config.get("appendonly") == "yes":
-        return Line(PASS, "redis persistence", found)
-    fix = "appendonly yes in redis.conf (or redis-cli CONFIG SET appendonly yes; CONFIG REWRITE)"
-    return Line(FAIL, "redis persistence", f"{found}: a restart loses the queue", fix)
+_DURABILITY_CHECKS = {"appendonly": "redis persistence", "maxmemory-policy": "redis eviction"}
 
 
-def _eviction_line(config: dict[str, str]) -> Line:
-    policy = config.get("maxmemory-policy")
-    if policy == "noeviction":
-        return Line(PASS, "redis eviction", "maxmemory-policy noeviction")
-    fix = "maxmemory-policy noeviction (redis-cli CONFIG SET maxmemory-policy noeviction)"
-    return Line(FAIL, "redis eviction", f"{policy}: memory pressure would drop jobs", fix)
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password: doctor output gets pasted into issues."""
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+def _durability_line(name: str, config: dict[str, str], problems: dict[str, str]) -> Line:
+    check = _DURABILITY_CHECKS[name]
+    if name not in problems:
+        return Line(PASS, check, f"{name} {config.get(name)}")
+    return Line(FAIL, check, problems[name], DURABILITY[name][2])
 
 
 def check_model(settings: Settings, hf_cache: Path | None = None) -> Line:

@@ -24,15 +24,13 @@ from dataclasses import dataclass
 import redis
 
 from config.settings import Settings
+from config.store.broker import work_waiting
 
 logger = logging.getLogger(__name__)
 
 AC, BATTERY, UNKNOWN = "ac", "battery", "unknown"
 # Set while this worker should take no jobs because the Mac runs on battery (read by the gate).
 BATTERY_PAUSE = threading.Event()
-# kombu's Redis transport: delivered but unacknowledged messages (the running job).
-UNACKED_KEY = "unacked"
-PRIORITY_SEP = ":"
 
 
 @dataclass(frozen=True)
@@ -65,16 +63,6 @@ def read_power(command: str) -> PowerState:
 
 def should_pause(state: PowerState, settings: Settings) -> bool:
     return settings.pause_on_battery and state.source == BATTERY
-
-
-def work_waiting(client: redis.Redis, queues: list[str]) -> bool:
-    """Jobs queued on our queues (every priority list) or any job delivered and unacked."""
-    lists = [f"{q}{PRIORITY_SEP}{p}" if p else q for q in queues for p in range(10)]
-    pipe = client.pipeline()
-    for key in lists:
-        pipe.llen(key)
-    pipe.hlen(UNACKED_KEY)
-    return any(pipe.execute())
 
 
 class KeepAwake:

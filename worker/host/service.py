@@ -9,24 +9,37 @@ A plist cannot carry comments, so the why of each launchd key is written here:
 RunAtLoad starts it at login; KeepAlive/SuccessfulExit=false restarts it only after a
 crash; ThrottleInterval keeps a crash loop from spinning; ExitTimeOut is that long wait;
 ProcessType Standard, because "Background" would throttle the GPU-bound render.
+
+The settings carry secrets (the Redis URL's password, Flower's), so they are written only
+where the user alone can read them: the plist at mode 600 (plistlib escapes the XML), or on
+Linux an EnvironmentFile at mode 600 that the unit names; the unit itself holds no secret.
+Each value is escaped for the format it is written in: systemd reads %x in a unit as a
+specifier (a percent-encoded password would make it drop the whole variable, and the worker
+would talk to the default Redis), so a unit's % is written %%; EnvironmentFile values are
+double-quoted with \\ before each of " \\ ` $ (systemd.exec, "EnvironmentFile=").
 """
 
 from __future__ import annotations
 
 import os
 import plistlib
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.celery_conf import HARD_LIMIT_GRACE_S
-from config.settings import Settings
+from config.settings import HARD_LIMIT_GRACE_S, Settings
+from worker.jobs.files import write_private
 
 LABEL = "io.nightshift.worker"
 UNIT = "nightshift-worker.service"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: worker/host/service.py
 RESTART_DELAY_S = 30
+# Characters that systemd reads specially: in an EnvironmentFile double-quoted value, and
+# in an ExecStart= word (which then goes in double quotes).
+_ENV_SPECIAL = re.compile(r'["\\`$]')
+_EXEC_SPECIAL = re.compile(r"[\s\"'\\;]")
 Runner = Callable[[list[str]], object]
 
 
@@ -37,6 +50,8 @@ class ServiceFiles:
     content: bytes
     load: list[list[str]]  # commands that start it now
     unload: list[list[str]]  # commands that stop it and forget it
+    env_file: Path | None = None  # Linux: the settings, passwords included, read by the unit
+    env_content: bytes = b""
 
 
 def stop_timeout_s(settings: Settings) -> int:
@@ -85,15 +100,16 @@ def launchd_plist(settings: Settings, home: Path) -> ServiceFiles:
 def systemd_unit(settings: Settings, home: Path) -> ServiceFiles:
     log = home / ".local" / "state" / "nightshift" / "worker.log"
     path = home / ".config" / "systemd" / "user" / UNIT
-    env = " ".join(f'"{k}={v}"' for k, v in sorted(service_env(settings).items()))
+    env_file = home / ".config" / "nightshift" / "worker.env"
     text = f"""[Unit]
 Description=Nightshift render worker (Celery, one job at a time)
 
 [Service]
 Type=simple
-WorkingDirectory={ROOT}
-ExecStart={" ".join(worker_command())}
-{"Environment=" + env if env else ""}
+WorkingDirectory={_unit_value(str(ROOT))}
+ExecStart={" ".join(_exec_word(word) for word in worker_command())}
+# The NIGHTSHIFT_* settings, passwords included: a file only this user can read (mode 600).
+EnvironmentFile={_unit_value(str(env_file))}
 # Restart after a crash only; a clean stop stays stopped.
 Restart=on-failure
 RestartSec={RESTART_DELAY_S}
@@ -102,8 +118,8 @@ RestartSec={RESTART_DELAY_S}
 KillSignal=SIGTERM
 KillMode=mixed
 TimeoutStopSec={stop_timeout_s(settings)}
-StandardOutput=append:{log}
-StandardError=append:{log}
+StandardOutput=append:{_unit_value(str(log))}
+StandardError=append:{_unit_value(str(log))}
 
 [Install]
 WantedBy=default.target
@@ -115,7 +131,32 @@ WantedBy=default.target
         text.encode(),
         load=[[*user, "daemon-reload"], [*user, "enable", "--now", UNIT]],
         unload=[[*user, "disable", "--now", UNIT]],
+        env_file=env_file,
+        env_content=environment_file(service_env(settings)).encode(),
     )
+
+
+def environment_file(env: dict[str, str]) -> str:
+    """systemd's EnvironmentFile= format: one double-quoted assignment a line."""
+    lines = [f'{name}="{_env_escaped(value)}"\n' for name, value in sorted(env.items())]
+    return "# nightshift service install: the worker's settings (mode 600).\n" + "".join(lines)
+
+
+def _env_escaped(value: str) -> str:
+    return _ENV_SPECIAL.sub(lambda m: "\\" + m.group(0), value)
+
+
+def _unit_value(text: str) -> str:
+    """A unit setting's value: systemd expands %x specifiers; %% is a literal %."""
+    return text.replace("%", "%%")
+
+
+def _exec_word(word: str) -> str:
+    """One ExecStart= word: $ doubled (no variable expansion), quoted when it needs it."""
+    word = _unit_value(word).replace("$", "$$")
+    if word and not _EXEC_SPECIAL.search(word):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def service_files(settings: Settings, system: str, home: Path) -> ServiceFiles:
@@ -123,10 +164,12 @@ def service_files(settings: Settings, system: str, home: Path) -> ServiceFiles:
 
 
 def install(files: ServiceFiles, run: Runner | None) -> None:
-    """Write the file (and the log folder); `run` starts it now, None leaves that to login."""
-    files.path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the files at mode 600 (and the log folder); `run` starts it now, None leaves that
+    to login."""
     files.log.parent.mkdir(parents=True, exist_ok=True)
-    files.path.write_bytes(files.content)
+    if files.env_file is not None:  # first: the unit must never start without its settings
+        write_private(files.env_file, files.env_content, files.env_file.parent)
+    write_private(files.path, files.content, files.path.parent)
     if run is not None:
         for command in files.load:
             run(command)
@@ -140,4 +183,6 @@ def uninstall(files: ServiceFiles, run: Runner | None) -> bool:
         for command in files.unload:
             run(command)
     files.path.unlink()
+    if files.env_file is not None:
+        files.env_file.unlink(missing_ok=True)
     return True

@@ -2,7 +2,7 @@
 
 A job that kills its worker (a segfault in a kernel, the OOM killer, a driver crash) is
 redelivered each time; without a budget the worker would crash-loop on it all night and
-the rest of the queue would starve. `_start` counts attempts in the record; a job picked
+the rest of the queue would starve. `records.start` counts attempts in the record; a job picked
 up again while still `started` with the budget spent is failed with the reason and its id
 is added to a sorted set, where `nightshift deadletter list|requeue` finds it.
 """
@@ -13,6 +13,7 @@ import logging
 import time
 
 from config import keys as names
+from config import records
 from config.records import JobRecord, JobStatus
 from config.store import JobStore
 
@@ -26,17 +27,8 @@ def exhausted(record: JobRecord, max_attempts: int) -> bool:
 
 def give_up(store: JobStore, record: JobRecord, max_attempts: int) -> JobRecord:
     """Fail the job with the reason and put it on the dead-letter list."""
-    reason = (
-        f"the worker process died during each of its {record.attempts} attempts "
-        f"(max_attempts {max_attempts}); moved to the dead-letter list"
-    )
-
-    def mark(r: JobRecord) -> None:
-        r.status = JobStatus.FAILED
-        r.error = reason
-        r.finished_at = time.time()
-
-    failed = store.update(record.id, mark)
-    store.redis.zadd(names.DEADLETTER, {record.id: failed.finished_at or time.time()})
-    logger.error("job %s: %s", record.id, reason)
+    now = time.time()
+    failed = store.update(record.id, lambda r: records.give_up(r, max_attempts, now))
+    store.redis.zadd(names.DEADLETTER, {record.id: now})
+    logger.error("job %s: %s", record.id, failed.error)
     return failed

@@ -6,16 +6,19 @@ the answer is always one (the guide: batching is unreliable there, iterate inste
 on cuda with the fast path, groups are cut into the sizes compiled at start-up, so no
 job ever triggers a compile. Every job keeps its own record, seed, metadata and file;
 the message is acknowledged only after every job in it is recorded (late acks), and a
-redelivered message skips the jobs that already finished.
+redelivered message skips the jobs that already finished. A group message over
+max_group_size, or naming one job twice, is refused before any job in it is decoded
+(`check_group`: the worker's inbound guard and the task both ask it).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from config.errors import JobCancelled, NightshiftError
+from config.errors import InvalidInput, JobCancelled, NightshiftError, Superseded
 from config.records import JobRecord
 from config.schema import JobSpec
 from worker.jobs.run import (
@@ -34,6 +37,21 @@ logger = logging.getLogger(__name__)
 
 GroupKey = tuple[int, int, int, float, str]
 SAVE_THREADS = 8
+
+
+def check_group(payloads: object, max_size: int) -> list[object]:
+    """A group message's job payloads, refused when they are not a list of 1..max_size jobs
+    with distinct ids. Counts only: no payload is validated here (decode_job does that)."""
+    if not isinstance(payloads, list) or not payloads:
+        raise InvalidInput("group", payloads, "must be a non-empty list of job payloads")
+    if len(payloads) > max_size:
+        reason = f"holds {len(payloads)} jobs, more than NIGHTSHIFT_MAX_GROUP_SIZE ({max_size})"
+        raise InvalidInput("group", len(payloads), reason)
+    ids = Counter(p["id"] for p in payloads if isinstance(p, dict) and isinstance(p.get("id"), str))
+    twice = sorted(i for i, n in ids.items() if n > 1)
+    if twice:
+        raise InvalidInput("group", twice, "names the same job more than once")
+    return payloads
 
 
 def group_key(spec: JobSpec) -> GroupKey | None:
@@ -71,8 +89,14 @@ def plan_batches(specs: Sequence[JobSpec], sizes: Sequence[int]) -> list[list[Jo
 
 def run_group(specs: Sequence[JobSpec], ctx: WorkerContext) -> list[JobRecord]:
     """Render every job of a group message; one job's failure never fails the others."""
-    live = [spec for spec in specs if not ctx.store.get(spec.id).status.finished]
-    records = [ctx.store.get(spec.id) for spec in specs if spec not in live]
+    # By id, in one pass: comparing JobSpec models (`spec in live`) made this quadratic.
+    finished = {}
+    for spec in specs:
+        record = ctx.store.get(spec.id)
+        if record.status.finished:
+            finished[spec.id] = record
+    live = [spec for spec in specs if spec.id not in finished]
+    records = list(finished.values())
     for batch in plan_batches(live, allowed_sizes(ctx)):
         records += _run_batch(batch, ctx)
     return records
@@ -110,6 +134,8 @@ def _together(specs: list[JobSpec], ctx: WorkerContext) -> list[JobRecord]:
         results = ctx.renderer.render_group(specs, on_step, should_stop)
     except JobCancelled as exc:
         return [record_cancelled(ctx, spec.id, str(exc)) for spec in specs]
+    except Superseded:
+        raise  # the group's message is another worker's now (worker/jobs/fencing.py)
     except NightshiftError as exc:
         # Redo each job alone: the renderer's retry then fails only the job at fault.
         logger.warning("group of %d failed (%s); rendering each job alone", len(specs), exc)
@@ -135,6 +161,8 @@ def _finish(
         return record_cancelled(ctx, spec.id, "cancelled while its group rendered")
     try:
         return finish_job(spec, ctx, result, progress)
+    except Superseded:
+        raise
     except NightshiftError:
         return ctx.store.get(spec.id)  # the failure is recorded already
 
@@ -144,6 +172,8 @@ def _alone(specs: list[JobSpec], ctx: WorkerContext) -> list[JobRecord]:
     for spec in specs:
         try:
             records.append(render_started(spec, ctx))
+        except Superseded:
+            raise
         except NightshiftError:
             records.append(ctx.store.get(spec.id))  # the failure is recorded already
     return records

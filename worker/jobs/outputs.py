@@ -2,22 +2,24 @@
 
 Paths are built from validated ids and the job's creation date only, never from
 prompt text, so nothing can land outside the results folder, and a redelivered job
-finds its own earlier output. Files are written to a temporary name and renamed, so
-a crash never leaves a half-written PNG under a real name.
+finds its own earlier output. Files are written as worker/jobs/files.py says: a private
+temporary file renamed over the target, so a crash never leaves a half-written PNG under a
+real name, and never through a link.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from PIL.PngImagePlugin import PngInfo
 
 from config.schema import JobSpec
+from worker.jobs.files import is_link, write_private
 
 
 def job_folder(results_root: Path, spec: JobSpec) -> Path:
@@ -64,20 +66,16 @@ def png_info(spec: JobSpec, seed: int, sampler: str, model: str) -> PngInfo:
 
 
 def save_png(image: Any, path: Path, info: PngInfo) -> None:
-    """Write atomically: temp file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG", pnginfo=info)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write like every file of a result (worker/jobs/files.py): private, whole, inside."""
+    write_private(path, partial(image.save, format="PNG", pnginfo=info), results_root(path))
+
+
+def results_root(path: Path) -> Path:
+    """The results folder an output path lies in: job_folder's layout read backwards."""
+    folder = path.parent
+    return folder.parent.parent if folder.parent.name == "batches" else folder.parent
 
 
 def outputs_complete(paths: list[Path]) -> bool:
     """True when every image of a job is already on disk (a redelivered job that finished)."""
-    return all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    return all(not is_link(p) and p.is_file() and p.stat().st_size > 0 for p in paths)

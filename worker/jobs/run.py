@@ -1,6 +1,8 @@
 """One job, start to finish: record it started, render, save, record the outcome.
 
-Celery-free, so the whole path can be driven from a test or a benchmark directly.
+Celery-free, so the whole path can be driven from a test or a benchmark directly. Every date
+comes from the Redis server's clock (JobStore.now), and every write after the start is fenced
+by the attempt (worker/jobs/fencing.py): a worker that slept past its lease writes nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from pathlib import Path
 import redis
 
 from config import keys as names
-from config.errors import BrokerUnavailable, JobCancelled, JobNotFound, RenderFailed
+from config import records
+from config.errors import BrokerUnavailable, ErrorCode, JobCancelled, JobNotFound, RenderFailed
 from config.records import JobRecord, JobStatus, RenderInfo
 from config.schema import JobSpec, Limits, parse_job
-from worker.jobs import deadletter
+from worker.jobs import deadletter, fencing
 from worker.jobs.outputs import output_paths, outputs_complete, png_info, save_png
 from worker.render.renderer import RenderResult
 from worker.runtime import WorkerContext
@@ -44,7 +47,7 @@ def render_started(spec: JobSpec, ctx: WorkerContext) -> JobRecord:
     except JobCancelled as exc:
         return record_cancelled(ctx, spec.id, str(exc))
     except RenderFailed as exc:
-        _record_end(ctx, spec.id, JobStatus.FAILED, str(exc))
+        fail_job(spec.id, ctx, str(exc), exc.code)
         raise
     return finish_job(spec, ctx, result, reporter.final)
 
@@ -60,18 +63,18 @@ def start_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord | None:
     if record.status.finished:
         logger.info("job %s is already %s; nothing to do", spec.id, record.status.value)
         return record
-    if record.status is JobStatus.QUEUED and spec.expires_at and time.time() > spec.expires_at:
-        # Not started in time: dropped, with the reason, instead of rendering too late.
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(spec.expires_at))
-        return _record_end(ctx, spec.id, JobStatus.CANCELLED, f"expired: not started by {when}")
+    now = store.now()  # the clock created_at and expires_at were stamped with, not ours
+    if record.status is JobStatus.QUEUED and spec.expires_at and now > spec.expires_at:
+        return _expire(ctx, spec, now)
     paths = output_paths(ctx.settings.results_path, spec)
     if record.status is JobStatus.STARTED and outputs_complete(paths):
         # Crashed after writing the images but before the ack: do not render again.
-        return store.update(spec.id, lambda r: _succeed(r, paths, None))
+        return store.update(spec.id, lambda r: _succeed(r, paths, None, now))
     if deadletter.exhausted(record, ctx.settings.max_attempts):
         # Every earlier attempt killed its worker: stop here instead of crash-looping.
         return deadletter.give_up(store, record, ctx.settings.max_attempts)
-    store.update(spec.id, lambda r: _start(r, ctx))
+    render = _render_info(ctx)
+    fencing.hold(store.update(spec.id, lambda r: records.start(r, render, now)))
     return None
 
 
@@ -83,36 +86,44 @@ def finish_job(
     paths = output_paths(ctx.settings.results_path, spec)
     try:
         for image, seed, path in zip(result.images, result.seeds, paths, strict=True):
+            # Checked before each file: a superseded attempt never replaces the newer one's.
+            fencing.check(ctx.store, spec.id)
             save_png(image, path, png_info(spec, seed, result.sampler, ctx.settings.model))
+            logger.info("job %s: wrote %s (pid %d)", spec.id, path, ctx.pid)
     except OSError as exc:
         reason = f"cannot write results to {paths[0].parent}: {exc.strerror or exc}"
-        _record_end(ctx, spec.id, JobStatus.FAILED, reason)
-        raise RenderFailed(reason) from exc
-    return ctx.store.update(spec.id, lambda r: _succeed(r, paths, result, progress))
+        fail_job(spec.id, ctx, reason, ErrorCode.RESULTS_DIR)
+        raise RenderFailed(reason, code=ErrorCode.RESULTS_DIR) from exc
+    now = ctx.store.now()
+    return fencing.record_outcome(
+        ctx.store, spec.id, lambda r: _succeed(r, paths, result, now, progress)
+    )
 
 
 def record_cancelled(ctx: WorkerContext, job_id: str, reason: str) -> JobRecord:
+    now = ctx.store.now()
+    stopped = fencing.record_outcome(ctx.store, job_id, lambda r: records.stop(r, reason, now))
+    # Only once stopped: the key of a job another attempt holds now is that attempt's to see.
     ctx.store.redis.delete(names.cancel_key(job_id))
-    return _record_end(ctx, job_id, JobStatus.CANCELLED, reason)
+    return stopped
 
 
-def fail_job(job_id: str, ctx: WorkerContext, reason: str) -> None:
-    """Record a failure that happened outside run_job (time limit, unexpected error)."""
-    _record_end(ctx, job_id, JobStatus.FAILED, reason)
+def fail_job(job_id: str, ctx: WorkerContext, reason: str, code: ErrorCode) -> JobRecord:
+    """Record a failure: the renderer's, the results folder's, or one from outside run_job
+    (time limit, unexpected error)."""
+    now = ctx.store.now()
+    return fencing.record_outcome(ctx.store, job_id, lambda r: records.fail(r, reason, code, now))
 
 
-def _record_end(ctx: WorkerContext, job_id: str, status: JobStatus, error: str) -> JobRecord:
-    return ctx.store.update(job_id, lambda r: _end(r, status, error))
+def _expire(ctx: WorkerContext, spec: JobSpec, now: float) -> JobRecord:
+    # Not started in time: dropped, with the reason, instead of rendering too late.
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(spec.expires_at))
+    reason = f"expired: not started by {when}"
+    return ctx.store.update(spec.id, lambda r: records.cancel(r, reason, now, ErrorCode.EXPIRED))
 
 
-def _start(record: JobRecord, ctx: WorkerContext) -> None:
-    now = time.time()
-    record.status = JobStatus.STARTED
-    record.started_at = now
-    record.queue_wait_s = round(now - record.created_at, 3)
-    record.attempts += 1
-    record.error = None
-    record.render = RenderInfo(
+def _render_info(ctx: WorkerContext) -> RenderInfo:
+    return RenderInfo(
         worker=ctx.hostname,
         pid=ctx.pid,
         device=ctx.plan.device,
@@ -126,23 +137,15 @@ def _succeed(
     record: JobRecord,
     paths: list[Path],
     result: RenderResult | None,
+    now: float,
     progress: Progress | None = None,
 ) -> None:
-    _end(record, JobStatus.SUCCEEDED, None)
-    record.outputs = [str(p) for p in paths]
-    if progress:
-        record.progress = progress
+    records.succeed(record, [str(p) for p in paths], now, progress)
     if result is not None:
         record.render_s = round(result.render_s, 3)
         record.render.sampler = result.sampler
         record.render.retried_safer = result.retried_safer
         record.render.nsfw = result.nsfw
-
-
-def _end(record: JobRecord, status: JobStatus, error: str | None) -> None:
-    record.status = status
-    record.error = error
-    record.finished_at = time.time()
 
 
 class ProgressReporter:
@@ -178,19 +181,24 @@ class ProgressReporter:
         def set_progress(record: JobRecord) -> None:
             record.progress = progress
 
-        try:
-            self.ctx.store.update(self.spec.id, set_progress)
+        try:  # fenced: a superseded attempt stops here (Superseded out of the step callback)
+            self.ctx.store.update(self.spec.id, fencing.fenced(set_progress))
         except BrokerUnavailable as exc:  # progress is a courtesy: never fail a render for it
             logger.warning("job %s: progress not recorded: %s", self.spec.id, exc)
 
 
 class CancelCheck:
-    """Asked at every denoising step; reads Redis at most once per progress interval."""
+    """Asked at every denoising step; reads Redis at most once per progress interval.
+
+    True when the job was cancelled; raises Superseded (out of the renderer's step callback,
+    which ends the pass) when another worker's attempt took the job over.
+    """
 
     def __init__(
         self, ctx: WorkerContext, job_id: str, clock: Callable[[], float] = time.monotonic
     ):
         self.ctx, self.key, self.clock = ctx, names.cancel_key(job_id), clock
+        self.record_key = names.job_key(job_id)
         self.last = clock()  # a cancel before the start was seen by start_job
 
     def __call__(self) -> bool:
@@ -198,8 +206,14 @@ class CancelCheck:
         if now - self.last < self.ctx.settings.progress_interval_s:
             return False
         self.last = now
-        try:
-            return bool(self.ctx.store.redis.exists(self.key))
+        try:  # the cancel key and the record in one round trip
+            pipe = self.ctx.store.redis.pipeline(transaction=False)
+            pipe.exists(self.key)
+            pipe.get(self.record_key)
+            cancelled, raw = pipe.execute()
         except redis.RedisError as exc:  # Redis away: keep rendering, ask again next time
             logger.warning("cancel check skipped: %s", exc)
             return False
+        if raw is not None:
+            fencing.verify(JobRecord.from_json(raw))
+        return bool(cancelled)

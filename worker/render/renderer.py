@@ -3,7 +3,8 @@
 render() follows the guide: CPU noise generators (a seed gives the same image on any
 device), one image per pass on MPS, progress counted from the step callback, and no
 silent garbage: non-finite latents or an all-black picture get one retry with safer
-settings (no attention slicing, float32 VAE decode) and then fail the job.
+settings (no attention slicing, float32 VAE decode) and then fail the job; running out of
+accelerator memory fails it at once. Each failure is a RenderFailed with its ErrorCode.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.errors import JobCancelled, RenderFailed
+from config.errors import ErrorCode, JobCancelled, RenderFailed
 from config.schema import JobSpec
 from worker.render.device import DevicePlan
 from worker.render.samplers import sampler_label, scheduler_for
@@ -154,25 +155,38 @@ class Renderer:
         return results
 
     def _render_checked(self, run: _Pass) -> tuple[list[Any], list[bool], bool]:
-        problem = None
+        try:
+            return self._render_retrying(run)
+        except RuntimeError as exc:
+            # torch.OutOfMemoryError (CUDA) and MPS's "MPS backend out of memory" are both
+            # RuntimeErrors; a safer retry would need more memory, not less, so none is made.
+            if "out of memory" not in str(exc):
+                raise
+            raise RenderFailed(str(exc), code=ErrorCode.OUT_OF_MEMORY) from exc
+
+    def _render_retrying(self, run: _Pass) -> tuple[list[Any], list[bool], bool]:
+        problem, code = "", ErrorCode.INTERNAL
         for safer in (False, True):
             run.steps_done = 0
             latents = self._denoise(run, slicing=self._slicing_for(run.spec) and not safer)
             if not bool(latents.isfinite().all()):
-                problem = "non-finite latents (NaN/inf)"
+                problem, code = "non-finite latents (NaN/inf)", ErrorCode.NON_FINITE
             else:
                 decoded = self._decode(latents, float32=safer)
-                problem = None if bool(decoded.isfinite().all()) else "non-finite decoded pixels"
-                if problem is None:
+                if not bool(decoded.isfinite().all()):
+                    problem, code = "non-finite decoded pixels", ErrorCode.NON_FINITE
+                else:
                     images, nsfw = self._finish(decoded)
                     black = [i for i, img in enumerate(images) if _is_black(img) and not nsfw[i]]
                     if not black:
                         return images, nsfw, safer
                     problem = f"all-black image for seed {run.seeds[black[0]]}"
+                    code = ErrorCode.BLACK_IMAGE
             if not safer:
                 logger.warning("job %s: %s; retrying with safer settings", run.spec.id, problem)
         raise RenderFailed(
-            f"{problem}, also after a retry without attention slicing and with float32 VAE decode"
+            f"{problem}, also after a retry without attention slicing and with float32 VAE decode",
+            code=code,
         )
 
     def _denoise(self, run: _Pass, *, slicing: bool) -> Any:

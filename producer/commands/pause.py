@@ -1,0 +1,31 @@
+"""`nightshift pause` and `nightshift resume`: workers finish the current job, then wait."""
+
+from __future__ import annotations
+
+import argparse
+
+from config.store import control, reachable
+from producer.client import Client
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("pause", help="workers finish the current job, then take no more").set_defaults(
+        handler=cmd_pause
+    )
+    sub.add_parser("resume", help="workers take jobs again").set_defaults(handler=cmd_resume)
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    client = Client.from_env()
+    with reachable():
+        control.pause(client.store.redis)
+    print("paused: workers finish their current job and take no more (nightshift resume)")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    client = Client.from_env()
+    with reachable():
+        was = control.resume(client.store.redis)
+    print("resumed" if was else "was not paused")
+    return 0

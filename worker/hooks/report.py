@@ -1,0 +1,68 @@
+"""Child: count finished batch jobs after each task; the last one writes the morning report.
+
+Counting is a set, not a counter (config/store/batches.py): a job that ends twice (a
+redelivered message finding its record already final) is added once, so exactly one job
+can make the set reach the batch's size, and exactly that one writes the report.
+
+Every way a job ends is counted: through its task (success, failure, time limit, expiry,
+dead letter, a cancel of a queued job, whose message still runs) after the task, here;
+without its task running, by the parent that ended it (`count_ended`): a revoked message
+Celery discards (worker/hooks/revoke.py), a message refused at the door (inbound.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import redis
+from celery.signals import task_postrun
+
+from config.records import JobRecord
+from config.settings import Settings
+from config.store import JobStore
+from config.store import batches as bs
+from worker.hooks.metrics import count_job
+from worker.jobs.messages import job_payloads
+from worker.report.writer import write_report
+
+logger = logging.getLogger(__name__)
+
+
+def install(app: Any, settings: Settings) -> None:
+    task_postrun.connect(_after_task, weak=False)
+
+
+def _after_task(args: Any = None, **_: Any) -> None:
+    from worker import runtime
+
+    ctx = runtime.current()
+    for payload in job_payloads(args):
+        if payload.get("batch_id"):
+            job_ended(ctx.store.redis, ctx.settings, str(payload["batch_id"]), str(payload["id"]))
+
+
+def job_ended(client: redis.Redis, settings: Settings, batch_id: str, job_id: str) -> None:
+    """Count a finished batch job; write the report if it was the batch's last."""
+    try:
+        record = next(bs.job_records(client, [job_id]), None)
+        if record is None or not record.status.finished:
+            return  # requeued (worker lost, time limit handled elsewhere): counts later
+        if bs.note_job_ended(client, batch_id, job_id, settings.record_ttl_s):
+            logger.info("batch %s ended with job %s: writing its report", batch_id, job_id)
+            write_report(client, settings, batch_id)
+    except Exception:
+        # A report failure must never fail or requeue the job that triggered it.
+        logger.exception("could not write the report of batch %s", batch_id)
+
+
+def count_ended(store: JobStore, settings: Settings, record: JobRecord) -> None:
+    """A job that ended without its task running: into the metrics and its batch's end, as
+    the child's after-task hooks do for every other job (both count a job once)."""
+    try:
+        count_job(SimpleNamespace(store=store, settings=settings), record.id)
+    except Exception:  # metrics must never stop the batch's count
+        logger.exception("could not update job metrics for job %s", record.id)
+    if record.spec.batch_id:
+        job_ended(store.redis, settings, record.spec.batch_id, record.id)
