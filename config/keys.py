@@ -20,10 +20,18 @@ Ours, all under `nightshift:` (TTLs in seconds, from Settings):
 - `batches`               sorted set: batch ids, by creation time
 - `batch-digest:<sha>`    string: the batch a file's content was submitted as
 - `paused`                string (when, epoch seconds): workers take no new jobs
+- `paused:release-memory` string: and their rendering processes give their models' memory back
+- `catalog:<host>:<pid>`  hash, TTL: the models that worker can load, name -> entry JSON
+                          (config/store/models.py; the worker refreshes it while it lives)
+- `catalogs`              set: `<host>:<pid>` of every worker that published a catalog
+- `held:<host>:<pid>`     set: the model names that worker holds loaded now
+- `loads:<host>:<pid>`    list, capped: that worker's recent loads (model, load_s, at), newest first
 
 kombu's (Celery's Redis transport; read by config/store/broker.py, written by kombu and
 by producer/enqueue.py's bulk LPUSH):
 - `<queue>`, `<queue>:<n>` lists: messages waiting at priority 0 and at n = 1..9
+- `<queue>@<model>`, `<queue>@<model>:<n>`  the same, for the jobs of one model (model_queue);
+                          the plain `<queue>` keeps messages written before models existed
 - `unacked`               hash: delivered, not yet acknowledged messages (running jobs)
 """
 
@@ -103,6 +111,27 @@ def batch_digest_key(digest: str) -> str:
 
 # Set while workers must take no new jobs (config/store/control.py owns it).
 PAUSE_KEY = f"{KEY_PREFIX}:paused"
+# Set with PAUSE_KEY by `nightshift pause --release-memory`; cleared by resume.
+PAUSE_RELEASE_KEY = f"{KEY_PREFIX}:paused:release-memory"
+
+
+def catalog_key(worker_id: str) -> str:
+    """The models one worker (`<host>:<pid>`) can load, published while it lives."""
+    return f"{KEY_PREFIX}:catalog:{worker_id}"
+
+
+CATALOGS_INDEX = f"{KEY_PREFIX}:catalogs"
+
+
+def held_key(worker_id: str) -> str:
+    """The model names one worker holds loaded now."""
+    return f"{KEY_PREFIX}:held:{worker_id}"
+
+
+def loads_key(worker_id: str) -> str:
+    """One worker's recent model loads, newest first, capped."""
+    return f"{KEY_PREFIX}:loads:{worker_id}"
+
 
 # kombu's names. config/celery_conf.py hands these two to the transport as priority_steps
 # and sep, so the lists read here are the ones kombu writes.
@@ -115,3 +144,20 @@ KOMBU_UNACKED = "unacked"
 def priority_list(queue: str, priority: int) -> str:
     """kombu's Redis list for one priority level: `queue` for 0, `queue:N` otherwise."""
     return f"{queue}{PRIORITY_SEP}{priority}" if priority else queue
+
+
+# Between a queue and a model in a kombu queue name. QUEUE_RE (config/schema.py) and model
+# names (config/fields.py) never hold '@' or ':', so `mps@sdxl:3` parses one way only.
+MODEL_SEP = "@"
+
+
+def model_queue(queue: str, model: str | None) -> str:
+    """The queue a job of this model goes to: `queue@model`; the plain queue for a job without
+    a model (written before models existed)."""
+    return f"{queue}{MODEL_SEP}{model}" if model else queue
+
+
+def split_model_queue(name: str) -> tuple[str, str | None]:
+    """`mps@sdxl` -> ("mps", "sdxl"); `mps` -> ("mps", None)."""
+    queue, sep, model = name.partition(MODEL_SEP)
+    return queue, (model if sep else None)

@@ -55,6 +55,8 @@ class RenderInfo(BaseModel):
     # The memory guard's verdict after the job: "", "ok", "emptied_cache" or "recycled".
     memory_action: str = ""
     memory_mb: dict[str, float] = Field(default_factory=dict)
+    # Seconds this job waited for its model to load (None: the model was loaded already).
+    model_load_s: float | None = None
 
 
 class JobRecord(BaseModel):
@@ -74,6 +76,9 @@ class JobRecord(BaseModel):
     attempts: int = 0
     progress: dict[str, int] = Field(default_factory=dict)
     render: RenderInfo = Field(default_factory=RenderInfo)
+    # The family of spec.model at submit ("sd15", "sd2", "sdxl"); records written before models
+    # existed, and jobs of a model the producer could not place, have none.
+    model_family: str | None = None
 
     @property
     def id(self) -> str:

@@ -6,17 +6,19 @@ can be written straight into Redis by anyone who can reach it.
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from config import fields as rules
 from config.errors import InvalidJob
+from config.fields import SchedulerName
+from config.models import Catalog, default_catalog
 from config.settings import Settings
 
 SEED_MAX = 2**32 - 1
@@ -25,13 +27,10 @@ SEED_MAX = 2**32 - 1
 # Always fullmatch(): with match() and `$`, "ok\n" passes, since `$` matches before a final \n.
 JOB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 QUEUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-# C0 controls but tab and newline, DEL, C1 controls (\x9b is a terminal's CSI, like ESC [),
-# and lone surrogates, which no UTF-8 encoder (Redis, a PNG's text chunk) can write.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 # Python will not print an int of over 4,300 digits (sys.get_int_max_str_digits()).
 _SHOWN_INT_BITS = 1000
 
-SchedulerName = Literal["pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "lms"]
+__all__ = ["SEED_MAX", "JobSpec", "Limits", "SchedulerName", "new_job", "parse_job"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,9 @@ class JobSpec(BaseModel):
     id: str
     prompt: str
     negative_prompt: str = ""
+    # SDXL's second text encoder (OpenCLIP bigG); only SDXL models take them (config/models.py).
+    prompt_2: str | None = None
+    negative_prompt_2: str | None = None
     seed: int = Field(ge=0, le=SEED_MAX)
     steps: int
     width: int = 512
@@ -74,6 +76,9 @@ class JobSpec(BaseModel):
     guidance: float
     images: int = 1
     scheduler: SchedulerName | None = None
+    # A catalog name (config/models.py); None: a message written before models existed, which
+    # a worker renders with its default model.
+    model: str | None = None
     priority: int = Field(3, ge=0, le=9)
     queue: str = "mps"
     batch_id: str | None = None
@@ -95,39 +100,33 @@ class JobSpec(BaseModel):
             raise ValueError("must be 1-64 of A-Z a-z 0-9 . _ -")
         return value
 
-    @field_validator("prompt", "negative_prompt")
+    @field_validator("model")
     @classmethod
-    def _clean_text(cls, value: str, info: ValidationInfo) -> str:
-        if info.field_name == "prompt" and not value.strip():
-            raise ValueError("must not be empty")
-        if len(value) > _limits(info).max_prompt_chars:
-            raise ValueError(f"longer than {_limits(info).max_prompt_chars} characters")
-        if _CONTROL_RE.search(value):
-            raise ValueError("contains a NUL, control character or lone surrogate")
-        return value
+    def _model_name(cls, value: str | None) -> str | None:
+        return None if value is None else rules.check_model_name(value)
+
+    @field_validator("prompt", "negative_prompt", "prompt_2", "negative_prompt_2")
+    @classmethod
+    def _clean_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        required = info.field_name == "prompt"
+        return rules.check_text(value, _limits(info).max_prompt_chars, required)
 
     @field_validator("steps")
     @classmethod
     def _steps(cls, value: int, info: ValidationInfo) -> int:
-        if not 1 <= value <= _limits(info).max_steps:
-            raise ValueError(f"must be between 1 and {_limits(info).max_steps}")
-        return value
+        return rules.check_steps(value, _limits(info).max_steps)
 
     @field_validator("width", "height")
     @classmethod
     def _side(cls, value: int, info: ValidationInfo) -> int:
-        if value < 64 or value % 8:
-            raise ValueError("must be a multiple of 8, at least 64")
-        if value * 64 > _limits(info).max_pixels:
-            raise ValueError(f"exceeds the pixel budget of {_limits(info).max_pixels}")
-        return value
+        return rules.check_side(value, _limits(info).max_pixels)
 
     @field_validator("guidance")
     @classmethod
     def _guidance(cls, value: float) -> float:
-        if not math.isfinite(value) or not 0 <= value <= 50:
-            raise ValueError("must be a finite number between 0 and 50")
-        return value
+        return rules.check_guidance(value)
 
     @field_validator("images")
     @classmethod
@@ -156,8 +155,18 @@ def parse_job(data: object, limits: Limits | None = None) -> JobSpec:
     return spec
 
 
-def new_job(prompt: str, settings: Settings, **params: Any) -> JobSpec:
-    """Build and validate a job from user input, filling ids, seed and defaults from settings."""
+def new_job(
+    prompt: str, settings: Settings, catalog: Catalog | None = None, **params: Any
+) -> JobSpec:
+    """Build and validate a job from user input, filling ids, seed and defaults.
+
+    Every field the caller left out (None) comes from, in order: the model's catalog entry
+    (its `defaults`, then its family's size), then settings. The model itself defaults to the
+    catalog's default; `catalog` None means the local one (config/models.py default_catalog).
+    """
+    if catalog is None:
+        catalog = default_catalog(settings)
+    given = catalog.fill({k: v for k, v in params.items() if v is not None})
     data: dict[str, Any] = {
         "id": uuid.uuid4().hex,
         "prompt": prompt,
@@ -168,12 +177,16 @@ def new_job(prompt: str, settings: Settings, **params: Any) -> JobSpec:
         "queue": settings.default_queue,
         "created_at": time.time(),
     }
-    data.update({k: v for k, v in params.items() if v is not None})
-    return parse_job(data, Limits.from_settings(settings))
+    spec = parse_job(data | given, Limits.from_settings(settings))
+    catalog.check(spec)
+    return spec
 
 
 def _job_error(exc: ValidationError, data: dict[str, Any]) -> InvalidJob:
-    err = exc.errors()[0]
+    # A field no job has says more about a message than a bad value does: a forged message
+    # asking for `custom_pipeline` is named for that, whatever else it holds.
+    errors = exc.errors()
+    err = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
     loc = err.get("loc") or ()
     field = str(loc[0]) if loc else "job"
     value = data.get(field, err.get("input")) if loc else data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +11,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.errors import InvalidSettings
+from config.fields import check_model_name
 from config.window import WINDOW_HELP, Window
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -72,8 +74,19 @@ class Settings(BaseSettings):
     # An unacknowledged job without a lease is put back on its queue by any worker's sweep.
     lease_ttl_s: float = Field(15.0, gt=0)
     recovery_interval_s: float = Field(10.0, gt=0)
-    # Comma-separated models this worker may load; "" = only the configured model.
+    # Deprecated: the model catalog (config/models.py) is the allow-list now. When set, it must
+    # hold NIGHTSHIFT_MODEL and every catalog entry's source. "" = no extra check.
     allowed_models: str = ""
+
+    # Any Stable Diffusion model, chosen per job (issue 12). The catalog file names the models
+    # a job may ask for (default <data_dir>/models.yaml when it exists; without one,
+    # NIGHTSHIFT_MODEL is a catalog of one). default_model: the catalog name a job gets when it
+    # names none ("" = the file's `default:`, or NIGHTSHIFT_MODEL's entry).
+    models_file: Path | None = None
+    default_model: str = ""
+    # Models a worker keeps loaded: "auto" (what its memory holds), a count ("2") or a size of
+    # weights ("12GB", "8GiB"); the least recently used one goes first.
+    model_cache: str = "auto"
 
     # Overnight batches (issue 4). With Redis, priority 0 is served first: batch jobs get a
     # larger number than single submits, so an interactive job jumps the waiting batch.
@@ -136,6 +149,17 @@ class Settings(BaseSettings):
         parts = [p.strip() for p in value.split(",") if p.strip()]
         if not all(p.isdigit() and int(p) >= 1 for p in parts):
             raise ValueError(f"must be comma-separated positive integers, got {value!r}")
+        return value
+
+    @field_validator("default_model")
+    @classmethod
+    def _default_model(cls, value: str) -> str:
+        return check_model_name(value) if value else value
+
+    @field_validator("model_cache")
+    @classmethod
+    def _model_cache(cls, value: str) -> str:
+        parse_model_cache(value)
         return value
 
     @field_validator("worker_window")
@@ -214,7 +238,21 @@ class Settings(BaseSettings):
         return tuple(sorted(sizes))
 
     @property
+    def models_path(self) -> Path | None:
+        """The catalog file: models_file, else <data_dir>/models.yaml if it exists, else None."""
+        if self.models_file is not None:
+            return self.models_file.expanduser()
+        default = self.data_path / "models.yaml"
+        return default if default.is_file() else None
+
+    @property
+    def model_cache_limit(self) -> ModelCacheLimit:
+        """model_cache parsed (checked at construction)."""
+        return parse_model_cache(self.model_cache)
+
+    @property
     def allowed_model_list(self) -> list[str]:
+        """Deprecated with NIGHTSHIFT_ALLOWED_MODELS: the catalog is the allow-list."""
         listed = [m.strip() for m in self.allowed_models.split(",") if m.strip()]
         return listed or [self.model]
 
@@ -243,6 +281,34 @@ class Settings(BaseSettings):
     @property
     def tiny_model_path(self) -> Path:
         return self.data_path / "models" / "tiny"
+
+
+@dataclass(frozen=True)
+class ModelCacheLimit:
+    """NIGHTSHIFT_MODEL_CACHE: at most `count` models, or at most `size_bytes` of weights; both
+    None for "auto" (the worker decides from its memory)."""
+
+    count: int | None = None
+    size_bytes: int | None = None
+
+
+_CACHE_COUNT_RE = re.compile(r"[1-9][0-9]{0,2}")
+_CACHE_SIZE_RE = re.compile(r"([0-9]{1,6}(?:\.[0-9]{1,3})?)\s*([KMGT])(i?)B", re.IGNORECASE)
+MODEL_CACHE_HELP = 'must be "auto", a count of models like "2", or a size like "12GB" or "8GiB"'
+
+
+def parse_model_cache(value: str) -> ModelCacheLimit:
+    text = value.strip()
+    if text.lower() == "auto":
+        return ModelCacheLimit()
+    if _CACHE_COUNT_RE.fullmatch(text):
+        return ModelCacheLimit(count=int(text))
+    match = _CACHE_SIZE_RE.fullmatch(text)
+    if match is None or float(match[1]) <= 0:
+        raise ValueError(MODEL_CACHE_HELP)
+    base = 1024 if match[3] else 1000
+    power = "KMGT".index(match[2].upper()) + 1
+    return ModelCacheLimit(size_bytes=int(float(match[1]) * base**power))
 
 
 def redact_url(url: str) -> str:

@@ -20,6 +20,7 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("producer.commands.run", ("run",)),
     ("worker.commands.worker", ("worker",)),
     ("worker.commands.model", ("model",)),
+    ("producer.commands.models", ("models",)),
     ("producer.commands.flower", ("flower",)),
     ("producer.commands.watch", ("watch",)),
     ("producer.commands.cancel", ("cancel",)),

@@ -12,11 +12,13 @@ from celery import Celery
 from config import keys as names
 from config.celery_conf import make_celery
 from config.errors import BrokerUnavailable, WaitTimeout
+from config.models import Catalog
 from config.records import JobRecord, JobStatus
 from config.schema import JobSpec, new_job
 from config.settings import Settings
-from config.store import JobStore
+from config.store import JobStore, reachable
 from config.store.control import request_cancel
+from config.store.models import published_models
 from producer import enqueue
 from producer.console import ProgressBar
 
@@ -67,6 +69,10 @@ class Job:
             pubsub.close()
 
 
+# How long a client trusts the catalog it read (its file, and the models workers publish).
+CATALOG_REFRESH_S = 30.0
+
+
 class Client:
     """Producer side: validates with the shared schema, writes the record, enqueues."""
 
@@ -74,6 +80,17 @@ class Client:
         self.settings = settings
         self.app = app or make_celery(settings)
         self.store = JobStore.from_settings(settings)
+        self._catalog: tuple[float, Catalog] | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """The models a job may name: the local catalog over those live workers publish
+        (config/models.py), re-read every CATALOG_REFRESH_S."""
+        if self._catalog is None or time.monotonic() - self._catalog[0] > CATALOG_REFRESH_S:
+            with reachable():
+                published = published_models(self.store.redis)
+            self._catalog = (time.monotonic(), Catalog.from_settings(self.settings, published))
+        return self._catalog[1]
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Client:
@@ -82,13 +99,15 @@ class Client:
     def submit(self, prompt: str, *, job_id: str | None = None, **params: Any) -> Job:
         """Validate and enqueue one job; an id that already exists returns that job, unchanged.
 
-        params: negative_prompt, seed, steps, width, height, guidance, images,
-        scheduler, priority, queue (None means the default from settings), expires_at
-        (this machine's clock, like the created_at stamped here: see on_redis_clock).
+        params: model (a catalog name, see `catalog`), negative_prompt, prompt_2 and
+        negative_prompt_2 (SDXL only), seed, steps, width, height, guidance, images,
+        scheduler, priority, queue, expires_at (this machine's clock, like the created_at
+        stamped here: see on_redis_clock). None means the default: the catalog's model, then
+        that model's entry and family, then settings.
         """
-        spec = new_job(prompt, self.settings, id=job_id, **params)
+        spec = new_job(prompt, self.settings, self.catalog, id=job_id, **params)
         spec = on_redis_clock(spec, self.clock_offset())
-        record = JobRecord(spec=spec, created_at=spec.created_at)
+        record = self._record(spec)
         if not self.store.create(record):
             return Job(self, spec.id)
         try:
@@ -153,8 +172,12 @@ class Client:
         (their ids were free), as written."""
         offset = self.clock_offset()
         specs = [on_redis_clock(s, offset) for s in specs]
-        records = [JobRecord(spec=s, created_at=s.created_at) for s in specs]
+        records = [self._record(s) for s in specs]
         return [s for s, ok in zip(specs, self.store.create_many(records), strict=True) if ok]
+
+    def _record(self, spec: JobSpec) -> JobRecord:
+        family = self.catalog.family_of(spec)
+        return JobRecord(spec=spec, created_at=spec.created_at, model_family=family)
 
     def _forget(self, specs: list[JobSpec]) -> None:
         # Redis may have gone away between the two writes; then there is nothing to undo.

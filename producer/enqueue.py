@@ -12,7 +12,9 @@
 - `send_groups`: several job payloads a message, so a CUDA worker renders compatible jobs
   in one forward pass (the worker decides how many share one: a single one on mps).
 
-Every message carries `task_summary` as its argsrepr: Flower shows it instead of the payload.
+Every message goes to its job's queue and model, `mps@sdxl` (config/keys.py model_queue), so a
+worker takes only the jobs of models it can load; a group holds jobs of one model only. Every
+message carries `task_summary` as its argsrepr: Flower shows it instead of the payload.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def task_summary(payload: JobSpec | Sequence[JobSpec]) -> str:
     return f"{prompt!r} seed={spec.seed} {spec.width}x{spec.height} steps={spec.steps}{images}"
 
 
+def route(spec: JobSpec) -> str:
+    """The kombu queue a job waits on: its queue and model (`mps@sdxl`)."""
+    return names.model_queue(spec.queue, spec.model)
+
+
 def send(app: Celery, spec: JobSpec) -> None:
     """Put one job's message on its queue (its record must exist already)."""
     try:
@@ -55,7 +62,7 @@ def send(app: Celery, spec: JobSpec) -> None:
             RENDER_TASK,
             args=[spec.model_dump(mode="json")],
             task_id=spec.id,
-            queue=spec.queue,
+            queue=route(spec),
             priority=spec.priority,
             argsrepr=task_summary(spec),
             kwargsrepr="",
@@ -79,7 +86,7 @@ def send_many(app: Celery, client: redis.Redis, specs: list[JobSpec]) -> None:
 def send_groups(
     app: Celery, specs: list[JobSpec], size: int, unsent: Callable[[list[JobSpec]], None]
 ) -> None:
-    """Send the jobs as group messages of at most size, one queue and priority a message.
+    """Send the jobs as group messages of at most size, one queue, model and priority a message.
 
     If the broker refuses a group, `unsent` gets that group's jobs and every later group's
     (so their records can go too) before BrokerUnavailable is raised.
@@ -96,10 +103,10 @@ def send_groups(
 
 
 def _groups(specs: list[JobSpec], size: int) -> Iterator[list[JobSpec]]:
-    def route(spec: JobSpec) -> tuple[str, int]:
-        return spec.queue, spec.priority
+    def place(spec: JobSpec) -> tuple[str, int]:
+        return route(spec), spec.priority
 
-    for _, same in groupby(sorted(specs, key=route), key=route):
+    for _, same in groupby(sorted(specs, key=place), key=place):
         members = list(same)
         for start in range(0, len(members), size):
             yield members[start : start + size]
@@ -110,7 +117,7 @@ def _send_group(app: Celery, specs: list[JobSpec], producer: object) -> None:
         RENDER_GROUP_TASK,
         args=[[spec.model_dump(mode="json") for spec in specs]],
         task_id=f"group-{uuid.uuid4().hex}",
-        queue=specs[0].queue,
+        queue=route(specs[0]),
         priority=specs[0].priority,
         argsrepr=task_summary(specs),
         kwargsrepr="",
@@ -136,7 +143,7 @@ def envelope(app: Celery, spec: JobSpec, summary: str) -> tuple[str, str]:
         "argsrepr": summary,
         "kwargsrepr": "",
         "delivery_mode": 2,
-        "delivery_info": {"exchange": "", "routing_key": spec.queue},
+        "delivery_info": {"exchange": "", "routing_key": route(spec)},
         "priority": spec.priority,
         "body_encoding": "base64",
         "delivery_tag": str(uuid.uuid4()),
@@ -148,7 +155,7 @@ def envelope(app: Celery, spec: JobSpec, summary: str) -> tuple[str, str]:
         "headers": msg.headers,
         "properties": properties,
     }
-    return names.priority_list(spec.queue, spec.priority), json.dumps(message)
+    return names.priority_list(route(spec), spec.priority), json.dumps(message)
 
 
 def push(client: redis.Redis, messages: Iterable[tuple[str, str]]) -> int:

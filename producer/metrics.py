@@ -2,6 +2,7 @@
 
 Everything is read from Redis at scrape time (nothing is kept in this process, so it can
 restart freely): queue depth per priority level from kombu's lists (config/store/broker.py),
+summed over models, and per model too (`nightshift_model_queue_depth`),
 job counts by status from the record indexes, the counters the worker adds after each job
 (wait time, render seconds, images, failures by reason) and each worker process's resident
 memory.
@@ -10,6 +11,7 @@ Flower's own /metrics covers worker online state, task events and runtimes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -17,10 +19,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from config import keys as names
+from config.models import default_catalog
 from config.records import JobStatus
 from config.settings import Settings
 from config.store import redis_client
-from config.store.broker import queue_depths
+from config.store.broker import queue_depths, queue_names
 
 
 class NightshiftCollector(Collector):
@@ -29,18 +32,31 @@ class NightshiftCollector(Collector):
         self.redis = redis_client(settings)
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        yield self._queue_depth()
+        yield from self._queue_depth()
         yield self._jobs_by_status()
         yield from self._job_counters()
         yield self._worker_memory()
 
-    def _queue_depth(self) -> GaugeMetricFamily:
+    def _queue_depth(self) -> Iterator[GaugeMetricFamily]:
         g = GaugeMetricFamily(
             "nightshift_queue_depth", "Jobs waiting in the broker", labels=["queue", "priority"]
         )
-        for (queue, priority), n in queue_depths(self.redis, self.settings.queue_list).items():
+        by_model = GaugeMetricFamily(
+            "nightshift_model_queue_depth",
+            "Jobs waiting in the broker, per model ('' = jobs written before models existed)",
+            labels=["queue", "model", "priority"],
+        )
+        models = default_catalog(self.settings).names
+        lists = queue_names(self.redis, self.settings.queue_list, models)
+        summed: Counter[tuple[str, int]] = Counter()
+        for (name, priority), n in queue_depths(self.redis, lists).items():
+            queue, model = names.split_model_queue(name)
+            summed[(queue, priority)] += n
+            by_model.add_metric([queue, model or "", str(priority)], n)
+        for (queue, priority), n in summed.items():
             g.add_metric([queue, str(priority)], n)
-        return g
+        yield g
+        yield by_model
 
     def _jobs_by_status(self) -> GaugeMetricFamily:
         g = GaugeMetricFamily("nightshift_jobs", "Job records by status", labels=["status"])

@@ -13,8 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
 
+from config import keys as names
+from config.models import Catalog
 from config.settings import Settings
+from config.store.broker import queue_depths, queue_names
 from producer.local_redis import redis_answers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +40,25 @@ def nightshift(
         text=True,
         timeout=timeout,
     )
+
+
+def queues_of(settings: Settings) -> list[str]:
+    """Every kombu queue a job of these settings can wait on: each plain queue (messages from
+    before models existed) and `queue@model` for every model of the local catalog or published
+    by a live worker (config/store/broker.py queue_names)."""
+    r = redis.Redis.from_url(settings.redis_url)
+    return queue_names(r, settings.queue_list, Catalog.from_settings(settings).names)
+
+
+def queued_lists(settings: Settings) -> list[str]:
+    """The Redis lists behind queues_of: one per queue and priority level (`q@m`, `q@m:3`)."""
+    return [names.priority_list(q, p) for q in queues_of(settings) for p in names.PRIORITIES]
+
+
+def queued_count(settings: Settings) -> int:
+    """Messages waiting on any of these settings' queues, any model, any priority."""
+    r = redis.Redis.from_url(settings.redis_url)
+    return sum(queue_depths(r, queues_of(settings)).values())
 
 
 @contextmanager

@@ -52,14 +52,25 @@ def requeue(store: JobStore, job_id: str, fresh_budget: bool = False) -> JobReco
 # holds every worker at once; its value says since when, in epoch seconds.
 
 
-def pause(client: redis.Redis, now: float | None = None) -> None:
-    """Workers finish their current job and take no more until resume()."""
-    client.set(names.PAUSE_KEY, str(time.time() if now is None else now))
+def pause(client: redis.Redis, now: float | None = None, release_memory: bool = False) -> None:
+    """Workers finish their current job and take no more until resume(); release_memory:
+    their rendering processes also give the models' memory back (the Mac's unified memory
+    is then free for other work), and the first job after resume pays for the load."""
+    with client.pipeline() as pipe:
+        pipe.set(names.PAUSE_KEY, str(time.time() if now is None else now))
+        if release_memory:
+            pipe.set(names.PAUSE_RELEASE_KEY, "1")
+        pipe.execute()
 
 
 def resume(client: redis.Redis) -> bool:
-    """Lift a pause; False when there was none."""
-    return bool(client.delete(names.PAUSE_KEY))
+    """Lift a pause (and its memory release); False when there was none."""
+    return bool(client.delete(names.PAUSE_KEY, names.PAUSE_RELEASE_KEY))
+
+
+def release_requested(client: redis.Redis) -> bool:
+    """True while a pause asks workers to hold no model in memory."""
+    return bool(client.exists(names.PAUSE_RELEASE_KEY))
 
 
 def is_paused(client: redis.Redis) -> bool:

@@ -41,7 +41,7 @@ def submit_batch(client: Client, path: Path, new: bool = False, grouped: bool = 
     if not new and (known := r.get(names.batch_digest_key(batch.digest))):
         return Submitted(str(known), bs.load_batch(r, str(known)).total, 0, True)
     batch_id = new_batch_id(batch.name)
-    specs = batchfile.expand(batch, client.settings, batch_id)
+    specs = batchfile.expand(batch, client.settings, batch_id, client.catalog)
     ttl = client.settings.record_ttl_s
     # Claimed before anything is written, so two submits racing make one batch, not two.
     if not r.set(names.batch_digest_key(batch.digest), batch_id, nx=not new, ex=ttl):

@@ -11,13 +11,16 @@ A YAML or JSON file is one object::
     combine:                        # groups combined as a product; lists in a group zipped
       - {width: [512, 768], height: [768, 512]}
       - {guidance: [5, 7.5]}
+      - {model: [sd15, sdxl]}       # the same prompts on several models (catalog names)
     seeds: 1-4                      # a list, a range "A-B", or {count: N} random ones
     runs: 2                         # repeat everything N times
     expires: 8h                     # drop jobs not started in time (or an ISO time);
                                     # a row may carry its own `expires`
 
 A JSONL or CSV file is just the rows: one job per line, `prompt` plus any overrides.
-Errors name the file, the row and the field.
+Errors name the file, the row and the field. A job's `model` (a catalog name, default the
+catalog's default) fills the fields nobody set from its catalog entry (config/models.py):
+the file's values win over the model's, the model's over settings.
 
 Files are untrusted: formats.py bounds every parser (size, depth, number length) before it
 builds anything, and refuses YAML aliases (`*name`): batch files need none.
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from config.errors import InvalidInput, InvalidJob
+from config.models import Catalog, default_catalog
 from config.schema import SEED_MAX, JobSpec, Limits, parse_job
 from config.settings import Settings
 from producer.batches.formats import (
@@ -54,6 +58,7 @@ from producer.timeparse import parse_expiry
 TOP_KEYS = {"name", "defaults", "prompts", "prompts_file", "combine", "seeds", "runs", "expires"}
 ROW_KEYS = {"prompt", "negative_prompt", "seed", "steps", "width", "height", "guidance"}
 ROW_KEYS |= {"images", "scheduler", "queue", "priority", "expires"}
+ROW_KEYS |= {"model", "prompt_2", "negative_prompt_2"}
 # {a|b|c}: options split by '|', none holding a brace. Written so no character can match two
 # ways, the search stays linear: `[^{}]*\|[^{}]*` was quadratic on '{' and 40,000 '|'.
 WILDCARD_RE = re.compile(r"\{([^{}|]*(?:\|[^{}|]*)+)\}")
@@ -272,34 +277,52 @@ def count_jobs(batch: BatchFile) -> int:
     return len(batch.rows) * combos * seeds * batch.runs
 
 
-def expand(batch: BatchFile, settings: Settings, batch_id: str) -> list[JobSpec]:
-    """Every job of the batch, validated, ids `<batch_id>-<n>`, seeds drawn and recorded."""
+def expand(
+    batch: BatchFile, settings: Settings, batch_id: str, catalog: Catalog | None = None
+) -> list[JobSpec]:
+    """Every job of the batch, validated, ids `<batch_id>-<n>`, seeds drawn and recorded.
+
+    Each job's fields come from its row and combination, then the file's defaults, then its
+    model's catalog entry, then settings (catalog None: the local one).
+    """
     total = count_jobs(batch)
     if total > MAX_JOBS:
         raise _err(batch.path, "size", total, f"more than {MAX_JOBS} jobs in one batch")
     now, limits = time.time(), Limits.from_settings(settings)
+    if catalog is None:
+        catalog = default_catalog(settings)
     base = _base(batch, settings, now)
     specs = []
     for n, (row, combo, seed) in enumerate(_combinations(batch), 1):
-        data = base | {k: v for k, v in row.items() if k != "row"} | combo
+        given = batch.defaults | {k: v for k, v in row.items() if k != "row"} | combo
+        data = base | _with_model(batch.path, row["row"], given, catalog)
         data["seed"] = data.get("seed", seed)
         if "expires" in data:
             where = f"{batch.path.name}, row {row['row']}, expires"
             data["expires_at"] = parse_expiry(str(data.pop("expires")), now, where)
         data["id"] = f"{batch_id}-{n:05d}"
         data["batch_id"] = batch_id
-        specs.append(_job(batch.path, row["row"], data, limits))
+        specs.append(_job(batch.path, row["row"], data, limits, catalog))
     return specs
 
 
-def _job(path: Path, row: int, data: dict[str, Any], limits: Limits) -> JobSpec:
+def _with_model(path: Path, row: int, given: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+    try:
+        return catalog.fill(given)
+    except InvalidJob as exc:
+        raise _err(path, f"row {row}, {exc.field}", exc.value, exc.reason) from None
+
+
+def _job(path: Path, row: int, data: dict[str, Any], limits: Limits, catalog: Catalog) -> JobSpec:
     """Validate the job as written, then fill its wildcards and validate the result: the
     length check comes before any expansion, and the seed is known to be a number."""
-    spec = _validate(path, row, data, limits)
+    spec = _validate(path, row, data, limits, catalog)
     filled = fill_wildcards(spec.prompt, spec.seed)
     if filled == spec.prompt:
         return spec
-    return _validate(path, row, data | {"prompt": filled}, limits)  # `{ | }` leaves nothing
+    return _validate(
+        path, row, data | {"prompt": filled}, limits, catalog
+    )  # `{ | }` leaves nothing
 
 
 def _base(batch: BatchFile, settings: Settings, now: float) -> dict[str, Any]:
@@ -312,7 +335,7 @@ def _base(batch: BatchFile, settings: Settings, now: float) -> dict[str, Any]:
     }
     if batch.expires is not None:
         base["expires_at"] = parse_expiry(batch.expires, now, f"{batch.path.name}, expires")
-    return base | batch.defaults
+    return base
 
 
 def _combinations(batch: BatchFile) -> Any:
@@ -337,12 +360,16 @@ def _seed_list(batch: BatchFile) -> list[int]:
     return [secrets.randbelow(SEED_MAX + 1) for _ in range(max(batch.random_seeds, 1))]
 
 
-def _validate(path: Path, row: int, data: dict[str, Any], limits: Limits) -> JobSpec:
+def _validate(
+    path: Path, row: int, data: dict[str, Any], limits: Limits, catalog: Catalog
+) -> JobSpec:
     guidance = data.get("guidance")
     if isinstance(guidance, int) and not isinstance(guidance, bool):  # never true as 1.0
         data["guidance"] = float(guidance)  # YAML writes 7 for 7.0
     try:
-        return parse_job(data, limits)
+        spec = parse_job(data, limits)
+        catalog.check(spec)
+        return spec
     except InvalidJob as exc:
         raise _err(path, f"row {row}, {exc.field}", exc.value, exc.reason) from None
 

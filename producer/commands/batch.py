@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from config.errors import BrokerUnavailable
+from config.models import default_catalog
 from config.records import JobStatus
 from producer.batches import file as batchfile
 from producer.batches.actions import (
@@ -85,12 +86,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def _dry_run(client: Client, path: Path) -> int:
     batch = batchfile.load(path)
-    specs = batchfile.expand(batch, client.settings, new_batch_id(batch.name))
+    try:
+        catalog = client.catalog
+    except BrokerUnavailable:  # a dry run needs no Redis: only the models published there
+        catalog = default_catalog(client.settings)
+    specs = batchfile.expand(batch, client.settings, new_batch_id(batch.name), catalog)
     print(f"{path}: {len(specs)} jobs (nothing enqueued)")
     for spec in specs[:SAMPLE_JOBS]:
         print(
             f"  seed {spec.seed:<10} {spec.width}x{spec.height} {spec.steps} steps"
-            f"  cfg {spec.guidance:g}  {spec.prompt}"
+            f"  cfg {spec.guidance:g}  {spec.model or '-'}  {spec.prompt}"
         )
     if len(specs) > SAMPLE_JOBS:
         print(f"  … and {len(specs) - SAMPLE_JOBS} more")

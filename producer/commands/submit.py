@@ -16,7 +16,10 @@ from producer.timeparse import parse_expiry
 
 # Flags passed on to Client.submit as they are; None means the default from settings.
 SUBMIT_FIELDS = (
+    "model",
     "negative_prompt",
+    "prompt_2",
+    "negative_prompt_2",
     "seed",
     "steps",
     "width",
@@ -32,7 +35,10 @@ SUBMIT_FIELDS = (
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="enqueue one prompt; prints the job id")
     p.add_argument("prompt")
+    p.add_argument("--model", help="a catalog name (`nightshift models`); default: its default")
     p.add_argument("--negative-prompt")
+    p.add_argument("--prompt-2", help="SDXL only: the prompt for its second text encoder")
+    p.add_argument("--negative-prompt-2", help="SDXL only: the second encoder's negative prompt")
     p.add_argument("--seed", type=int)
     p.add_argument("--steps", type=int)
     p.add_argument("--width", type=int)

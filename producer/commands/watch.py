@@ -1,7 +1,8 @@
 """`nightshift watch`: the queue, live.
 
 watch reads only what is cheap: the running jobs' records, the broker's queue lists (one
-LLEN per priority level), and the newest finished records through the status indexes.
+LLEN per priority level and model: `mps@sdxl priority 3: 12`), and the newest finished records
+through the status indexes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from config.records import JobRecord, JobStatus
-from config.store.broker import queue_depths
+from config.store.broker import queue_depths, queue_names
 from producer.client import Client
 from producer.console import bar_text, short_prompt, took
 
@@ -38,12 +39,12 @@ class Snapshot:
 
 
 def take_snapshot(client: Client, recent: int) -> Snapshot:
-    store = client.store
+    store, queues = client.store, client.settings.queue_list
     finished = [r for s in _FINISHED for r in store.recent(s, max(recent, 200))]
     finished.sort(key=lambda r: r.finished_at or 0, reverse=True)
     return Snapshot(
         running=store.recent(JobStatus.STARTED, 10),
-        queued=queue_depths(store.redis, client.settings.queue_list),
+        queued=queue_depths(store.redis, queue_names(store.redis, queues, client.catalog.names)),
         finished=finished[:recent],
         images_per_minute=images_per_minute(finished, time.time()),
     )

@@ -13,6 +13,7 @@ from helpers import nightshift
 
 from config.records import JobRecord, JobStatus
 from config.store import batches as bs
+from config.store.broker import queue_depths, queue_names
 from producer.batches.actions import batch_status, submit_batch
 from producer.client import Client
 
@@ -52,8 +53,9 @@ def batch_ended(client: Client, batch_id: str) -> Callable[[], bool]:
 
 
 def queued_messages(client: Client) -> int:
-    r, queue = client.store.redis, client.settings.default_queue
-    return sum(int(r.llen(key)) for key in [queue, *(f"{queue}:{p}" for p in range(1, 10))])
+    r, queues = client.store.redis, [client.settings.default_queue]
+    # every model's lists too: mps, mps@sd15, ...
+    return sum(queue_depths(r, queue_names(r, queues, client.catalog.names)).values())
 
 
 def test_ten_thousand_jobs_are_enqueued_with_records_and_messages(client, tmp_path) -> None:
@@ -291,7 +293,7 @@ def test_bulk_messages_are_exactly_what_celery_and_kombu_would_write(client, set
         RENDER_TASK,
         args=[spec.model_dump(mode="json")],
         task_id=spec.id,
-        queue=spec.queue,
+        queue=bulk.route(spec),
         priority=spec.priority,
         argsrepr=task_summary(spec),
         kwargsrepr="",
@@ -301,5 +303,5 @@ def test_bulk_messages_are_exactly_what_celery_and_kombu_would_write(client, set
     mine = json.loads(ours)
     for message in (mine, theirs):
         message["properties"].pop("delivery_tag")
-    assert key == f"{spec.queue}:7"
+    assert key == f"{spec.queue}@{spec.model}:7"
     assert mine == theirs

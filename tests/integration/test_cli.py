@@ -6,18 +6,13 @@ import json
 from pathlib import Path
 
 import redis
-from helpers import nightshift
+from helpers import nightshift, queued_count
 
 from config import keys as names
 from config.settings import Settings
 from producer.local_redis import free_port, redis_answers
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def queued_messages(settings: Settings) -> int:
-    r = redis.Redis.from_url(settings.redis_url)
-    return sum(int(r.llen(key)) for key in r.keys(f"{settings.default_queue}*"))  # type: ignore[union-attr]
 
 
 def test_invalid_input_exits_2_with_one_line_and_enqueues_nothing(settings: Settings) -> None:
@@ -28,7 +23,7 @@ def test_invalid_input_exits_2_with_one_line_and_enqueues_nothing(settings: Sett
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "width" in lines[0] and "500" in lines[0] and "multiple of 8" in lines[0]
-    assert queued_messages(settings) == 0
+    assert queued_count(settings) == 0
     assert redis.Redis.from_url(settings.redis_url).zcard(names.JOBS_INDEX) == 0
 
 
@@ -100,7 +95,7 @@ def test_the_same_id_is_never_enqueued_twice(settings: Settings) -> None:
     first = nightshift(settings, "submit", "once", "--id", "only-once")
     second = nightshift(settings, "submit", "once", "--id", "only-once")
     assert first.stdout == second.stdout == "only-once\n"
-    assert queued_messages(settings) == 1
+    assert queued_count(settings) == 1
 
 
 def test_unknown_job_says_so(settings: Settings) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import nightshift, redis_server_with
+from helpers import nightshift, queued_count, redis_server_with
 
 from config import keys as names
 from config.errors import BrokerUnavailable, InvalidSettings
@@ -193,7 +193,7 @@ def test_submitting_while_redis_is_down_fails_fast_and_writes_nothing(
     r = redis.Redis.from_url(settings.redis_url)
     assert r.exists(names.job_key("down-1"), names.job_key("down-2")) == 0
     assert r.zcard(names.JOBS_INDEX) == 0
-    assert r.llen(settings.default_queue) == 0
+    assert queued_count(settings) == 0
 
 
 # 6. A render that hangs; the time limit must stay below the visibility timeout.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from helpers import nightshift
+from helpers import nightshift, queued_count, queued_lists
 
 from config import keys as names
 from config.records import JobRecord, JobStatus
@@ -74,8 +74,7 @@ def refused(r: redis.Redis) -> list[MalformedMessage]:
 
 
 def nothing_held(r: redis.Redis, settings: Settings) -> bool:
-    lists = [names.priority_list(settings.default_queue, p) for p in names.PRIORITIES]
-    return r.hlen(names.KOMBU_UNACKED) == 0 and sum(r.llen(key) for key in lists) == 0
+    return r.hlen(names.KOMBU_UNACKED) == 0 and queued_count(settings) == 0
 
 
 def test_every_malformed_message_is_acked_and_recorded_and_the_worker_goes_on(
@@ -152,14 +151,16 @@ def test_every_malformed_message_is_acked_and_recorded_and_the_worker_goes_on(
 
 
 def test_a_message_cannot_raise_the_time_limit_the_worker_sets(
-    client: Client, settings: Settings, start_worker
+    client: Client, settings: Settings, start_worker, tmp_path: Path
 ) -> None:
     r = redis.Redis.from_url(settings.redis_url)
     spec = queued_record(client, "[slow] 40 steps at 0.2 s each", steps=40)
     forged = message(client, spec)
     forged["headers"]["timelimit"] = [9999, 9999]
     push(r, settings.default_queue, forged)
-    worker = start_worker(PYTHONPATH=FAULTINJECT, NIGHTSHIFT_JOB_TIME_LIMIT_S="3")
+    worker = start_worker(
+        PYTHONPATH=FAULTINJECT, FAULTINJECT_DIR=str(tmp_path), NIGHTSHIFT_JOB_TIME_LIMIT_S="3"
+    )
 
     record = Job(client, spec.id).wait(timeout=120)
     assert record.status is JobStatus.FAILED
@@ -191,8 +192,8 @@ def test_a_group_over_the_size_cap_or_naming_a_job_twice_is_refused_before_any_r
     batch_file = tmp_path / "twice.yaml"
     batch_file.write_text("defaults: {steps: 2, width: 64, height: 64}\nprompts: [one, two]\n")
     batch_id = submit_batch(client, batch_file).batch_id
-    for key in [names.priority_list(settings.default_queue, p) for p in names.PRIORITIES]:
-        r.delete(key)  # the batch's own messages: replaced by a forged group below
+    assert queued_count(settings) == 2  # the batch's own messages, on its model's queue
+    r.delete(*queued_lists(settings))  # replaced by a forged group below
     in_batch = [client.store.get(i).spec for i in bs.job_ids(r, batch_id)]
     over = [queued_record(client, f"over {i}") for i in range(5)]
 

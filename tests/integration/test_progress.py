@@ -138,7 +138,9 @@ def test_watch_shows_the_running_bar_queued_counts_by_priority_and_finished_jobs
     assert frame.returncode == 0, frame.stderr
     text = frame.stdout
     assert f"{running.id}  running one" in text and "image 1/1 [" in text
-    assert f"{idle:<12} priority 0: 1" in text
-    assert f"{idle:<12} priority 8: 2" in text
+    # Jobs wait on their queue and model (`q@model`, the catalog's one model: `default`).
+    lines = text.splitlines()
+    assert f"  {idle}@default priority 0: 1" in lines
+    assert f"  {idle}@default priority 8: 2" in lines
     assert f"{done.id}  succeeded" in text
     assert "0.1 images/min over 10 min" in text

@@ -24,6 +24,7 @@ EVERY_COMMAND = [
     "run",
     "worker",
     "model",
+    "models",
     "flower",
     "watch",
     "cancel",

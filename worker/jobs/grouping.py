@@ -1,4 +1,5 @@
-"""Grouped rendering: compatible jobs from one group message share one forward pass.
+"""Grouped rendering: compatible jobs (one model, one size...) from one group message share
+one forward pass.
 
 The producer queues an overnight batch as group messages (`nightshift.render_group`,
 at most max_group_size jobs each); the worker decides how many share a pass. On mps
@@ -18,14 +19,23 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from config.errors import InvalidInput, JobCancelled, NightshiftError, Superseded
+from config.errors import (
+    InvalidInput,
+    InvalidJob,
+    JobCancelled,
+    ModelUnavailable,
+    NightshiftError,
+    Superseded,
+)
 from config.records import JobRecord
 from config.schema import JobSpec
 from worker.jobs.run import (
     CancelCheck,
     Progress,
     ProgressReporter,
+    fail_job,
     finish_job,
+    pick_renderer,
     record_cancelled,
     render_started,
     start_job,
@@ -35,7 +45,7 @@ from worker.runtime import WorkerContext
 
 logger = logging.getLogger(__name__)
 
-GroupKey = tuple[int, int, int, float, str]
+GroupKey = tuple[str, int, int, int, float, str, bool]
 SAVE_THREADS = 8
 
 
@@ -55,10 +65,16 @@ def check_group(payloads: object, max_size: int) -> list[object]:
 
 
 def group_key(spec: JobSpec) -> GroupKey | None:
-    """Jobs with equal keys can share a pass; None: this job always renders alone."""
+    """Jobs with equal keys can share a pass; None: this job always renders alone.
+
+    One pass is one model. And jobs with and without a negative prompt never share one: SDXL
+    encodes an empty negative prompt as zeros, which a pass can do for all its images or none.
+    """
     if spec.images != 1:
         return None
-    return (spec.width, spec.height, spec.steps, spec.guidance, spec.scheduler or "")
+    no_negative = not (spec.negative_prompt or spec.negative_prompt_2)
+    size_steps = (spec.width, spec.height, spec.steps, spec.guidance)
+    return (spec.model or "", *size_steps, spec.scheduler or "", no_negative)
 
 
 def allowed_sizes(ctx: WorkerContext) -> tuple[int, ...]:
@@ -131,7 +147,13 @@ def _together(specs: list[JobSpec], ctx: WorkerContext) -> list[JobRecord]:
         return all([check() for check in checks])
 
     try:
-        results = ctx.renderer.render_group(specs, on_step, should_stop)
+        renderer, load_s = pick_renderer(specs, ctx)
+    except ModelUnavailable as exc:  # fail each job with the reason; no load tried again
+        return [fail_job(spec.id, ctx, str(exc), exc.code) for spec in specs]
+    except InvalidJob:
+        return _alone(specs, ctx)  # the job at fault fails alone; the others render
+    try:
+        results = renderer.render_group(specs, on_step, should_stop)
     except JobCancelled as exc:
         return [record_cancelled(ctx, spec.id, str(exc)) for spec in specs]
     except Superseded:
@@ -140,6 +162,8 @@ def _together(specs: list[JobSpec], ctx: WorkerContext) -> list[JobRecord]:
         # Redo each job alone: the renderer's retry then fails only the job at fault.
         logger.warning("group of %d failed (%s); rendering each job alone", len(specs), exc)
         return _alone(specs, ctx)
+    for result in results:
+        result.model_load_s = None if load_s is None else round(load_s, 3)
     # PNG encoding (zlib) releases the GIL: saving a group's files side by side takes about
     # the time of one, where one after another it was a fifth of a CUDA group's time.
     with ThreadPoolExecutor(max_workers=min(SAVE_THREADS, len(specs))) as pool:

@@ -39,8 +39,15 @@ def output_paths(results_root: Path, spec: JobSpec) -> list[Path]:
     return paths
 
 
-def a1111_parameters(spec: JobSpec, seed: int, sampler: str, model: str) -> str:
-    """AUTOMATIC1111's `parameters` text, the format other tools read back."""
+def a1111_parameters(
+    spec: JobSpec, seed: int, sampler: str, model: str, model_hash: str | None = None
+) -> str:
+    """AUTOMATIC1111's `parameters` text, the format other tools read back.
+
+    `Model` is the catalog name; `Model hash` is A1111's short hash (worker/render/model_hash.py:
+    the first 10 hex of the sha256 of the UNet weights file, a diffusers folder's stand-in for
+    A1111's checkpoint file), before `Model` as A1111 writes them.
+    """
     lines = [spec.prompt]
     if spec.negative_prompt:
         lines.append(f"Negative prompt: {spec.negative_prompt}")
@@ -50,6 +57,7 @@ def a1111_parameters(spec: JobSpec, seed: int, sampler: str, model: str) -> str:
         f"CFG scale: {spec.guidance:g}",
         f"Seed: {seed}",
         f"Size: {spec.width}x{spec.height}",
+        *([f"Model hash: {model_hash}"] if model_hash else []),
         f"Model: {Path(model).name if os.sep in model else model}",
         f"Job id: {spec.id}",
     ]
@@ -57,11 +65,29 @@ def a1111_parameters(spec: JobSpec, seed: int, sampler: str, model: str) -> str:
     return "\n".join(lines)
 
 
-def png_info(spec: JobSpec, seed: int, sampler: str, model: str) -> PngInfo:
+def png_info(
+    spec: JobSpec,
+    seed: int,
+    sampler: str,
+    model: str,
+    *,
+    model_hash: str | None = None,
+    family: str = "",
+    conditioning: dict[str, Any] | None = None,
+) -> PngInfo:
+    """The PNG's text chunks: A1111's `parameters`, and the whole job as JSON (`nightshift`),
+    with the model's family and what the pass was conditioned on (SDXL's size conditioning)."""
     info = PngInfo()
     # iTXt: UTF-8, so prompts in any script survive.
-    info.add_itxt("parameters", a1111_parameters(spec, seed, sampler, model))
-    info.add_itxt("nightshift", json.dumps(spec.model_dump(mode="json") | {"image_seed": seed}))
+    info.add_itxt("parameters", a1111_parameters(spec, seed, sampler, model, model_hash))
+    extra: dict[str, Any] = {"image_seed": seed}
+    if family:
+        extra["model_family"] = family
+    if model_hash:
+        extra["model_hash"] = model_hash
+    if conditioning:
+        extra["size_conditioning"] = conditioning
+    info.add_itxt("nightshift", json.dumps(spec.model_dump(mode="json") | extra))
     return info
 
 

@@ -13,15 +13,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from PIL.PngImagePlugin import PngInfo
 
 from config import keys as names
 from config import records
-from config.errors import BrokerUnavailable, ErrorCode, JobCancelled, JobNotFound, RenderFailed
+from config.errors import (
+    BrokerUnavailable,
+    ErrorCode,
+    InvalidJob,
+    JobCancelled,
+    JobNotFound,
+    ModelUnavailable,
+    RenderFailed,
+)
+from config.models import check_job
 from config.records import JobRecord, JobStatus, RenderInfo
 from config.schema import JobSpec, Limits, parse_job
 from worker.jobs import deadletter, fencing
 from worker.jobs.outputs import output_paths, outputs_complete, png_info, save_png
-from worker.render.renderer import RenderResult
+from worker.render.renderer import Renderer, RenderResult
 from worker.runtime import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -43,13 +53,37 @@ def render_started(spec: JobSpec, ctx: WorkerContext) -> JobRecord:
     """Render a job already recorded as started, save it, and record the outcome."""
     reporter = ProgressReporter(ctx, spec)
     try:
-        result = ctx.renderer.render(spec, on_step=reporter, should_stop=CancelCheck(ctx, spec.id))
+        renderer, load_s = pick_renderer([spec], ctx)
+        result = renderer.render(spec, on_step=reporter, should_stop=CancelCheck(ctx, spec.id))
     except JobCancelled as exc:
         return record_cancelled(ctx, spec.id, str(exc))
-    except RenderFailed as exc:
+    except (RenderFailed, ModelUnavailable, InvalidJob) as exc:
+        # A model that cannot load fails this job only: the worker and its other models go on.
         fail_job(spec.id, ctx, str(exc), exc.code)
         raise
+    result.model_load_s = None if load_s is None else round(load_s, 3)
     return finish_job(spec, ctx, result, reporter.final)
+
+
+def model_name(spec: JobSpec, ctx: WorkerContext) -> str:
+    """The catalog name a job renders with: its own, else the worker's default."""
+    return spec.model or ctx.catalog.default
+
+
+def pick_renderer(specs: list[JobSpec], ctx: WorkerContext) -> tuple[Renderer, float | None]:
+    """The renderer for jobs of one model, loaded if need be (the seconds that took, or None).
+
+    Raises ModelUnavailable for a model this worker's catalog lacks or cannot load, and
+    InvalidJob for a job its model cannot render (another family's fields).
+    """
+    name = model_name(specs[0], ctx)
+    entry = ctx.catalog.entries.get(name)
+    if entry is None:
+        known = ", ".join(ctx.catalog.names)
+        raise ModelUnavailable(f"model {name!r}: not in this worker's catalog ({known})")
+    for spec in specs:
+        check_job(spec, entry)  # the producer checked too, but anyone can write to Redis
+    return ctx.models.get(name)
 
 
 def start_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord | None:
@@ -73,8 +107,9 @@ def start_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord | None:
     if deadletter.exhausted(record, ctx.settings.max_attempts):
         # Every earlier attempt killed its worker: stop here instead of crash-looping.
         return deadletter.give_up(store, record, ctx.settings.max_attempts)
-    render = _render_info(ctx)
-    fencing.hold(store.update(spec.id, lambda r: records.start(r, render, now)))
+    render = _render_info(ctx, spec)
+    family = _family(spec, ctx)
+    fencing.hold(store.update(spec.id, lambda r: _start(r, render, family, now)))
     return None
 
 
@@ -88,7 +123,7 @@ def finish_job(
         for image, seed, path in zip(result.images, result.seeds, paths, strict=True):
             # Checked before each file: a superseded attempt never replaces the newer one's.
             fencing.check(ctx.store, spec.id)
-            save_png(image, path, png_info(spec, seed, result.sampler, ctx.settings.model))
+            save_png(image, path, _png_info(spec, seed, result, ctx))
             logger.info("job %s: wrote %s (pid %d)", spec.id, path, ctx.pid)
     except OSError as exc:
         reason = f"cannot write results to {paths[0].parent}: {exc.strerror or exc}"
@@ -122,14 +157,44 @@ def _expire(ctx: WorkerContext, spec: JobSpec, now: float) -> JobRecord:
     return ctx.store.update(spec.id, lambda r: records.cancel(r, reason, now, ErrorCode.EXPIRED))
 
 
-def _render_info(ctx: WorkerContext) -> RenderInfo:
+def _render_info(ctx: WorkerContext, spec: JobSpec) -> RenderInfo:
     return RenderInfo(
         worker=ctx.hostname,
         pid=ctx.pid,
         device=ctx.plan.device,
         dtype=ctx.plan.dtype,
-        model=ctx.settings.model,
+        # What was loaded (hub id or folder), as before models had names: the catalog name
+        # the job asked for is spec.model.
+        model=_source(spec, ctx),
         attention_slicing=ctx.plan.attention_slicing,
+    )
+
+
+def _source(spec: JobSpec, ctx: WorkerContext) -> str:
+    entry = ctx.catalog.entries.get(model_name(spec, ctx))
+    return entry.source if entry is not None else model_name(spec, ctx)
+
+
+def _family(spec: JobSpec, ctx: WorkerContext) -> str | None:
+    entry = ctx.catalog.entries.get(model_name(spec, ctx))
+    return entry.family if entry is not None else None
+
+
+def _start(record: JobRecord, render: RenderInfo, family: str | None, now: float) -> None:
+    records.start(record, render, now)
+    if family is not None:  # a job without a model: its family is the default model's
+        record.model_family = family
+
+
+def _png_info(spec: JobSpec, seed: int, result: RenderResult, ctx: WorkerContext) -> PngInfo:
+    return png_info(
+        spec,
+        seed,
+        result.sampler,
+        result.model or model_name(spec, ctx),
+        model_hash=result.model_hash,
+        family=result.family,
+        conditioning=result.conditioning,
     )
 
 
@@ -146,6 +211,7 @@ def _succeed(
         record.render.sampler = result.sampler
         record.render.retried_safer = result.retried_safer
         record.render.nsfw = result.nsfw
+        record.render.model_load_s = result.model_load_s
 
 
 class ProgressReporter:

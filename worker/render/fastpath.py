@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.schema import new_job
+from config.schema import JobSpec, Limits, parse_job
 from config.settings import Settings
 from worker.render.device import DevicePlan
 from worker.render.renderer import Renderer
@@ -100,9 +100,7 @@ def warm_group_size(renderer: Renderer, settings: Settings, size: int) -> float:
     """Render (and discard) one group of this size at the model's own resolution."""
     start = time.perf_counter()
     side = renderer.default_size()
-    specs = [
-        new_job(f"warm-up {i}", settings, seed=i, width=side, height=side) for i in range(size)
-    ]
+    specs = [warm_up_job(settings, i, side) for i in range(size)]
     for _ in range(WARM_ROUNDS):
         if size == 1:
             renderer.render(specs[0])
@@ -110,6 +108,22 @@ def warm_group_size(renderer: Renderer, settings: Settings, size: int) -> float:
             renderer.render_group(specs)
     renderer._sync()
     return time.perf_counter() - start
+
+
+def warm_up_job(settings: Settings, seed: int, side: int) -> JobSpec:
+    """A job for whichever model is being warmed: built without the catalog, which would fill
+    in its default model's fields (another family's scheduler, say)."""
+    data = {
+        "id": f"warm-up-{seed}",
+        "prompt": f"warm-up {seed}",
+        "seed": seed,
+        "steps": settings.default_steps,
+        "guidance": settings.default_guidance,
+        "width": side,
+        "height": side,
+        "created_at": time.time(),
+    }
+    return parse_job(data, Limits.from_settings(settings))
 
 
 def _no_compile_in_jobs() -> None:

@@ -1,0 +1,62 @@
+"""Field rules a job and a model's defaults share: one check per kind of value.
+
+JobSpec (config/schema.py) and ModelDefaults (config/models.py) both validate through these, so
+a default written in the model catalog is refused for the same reason, in the same words, as
+the same value given to `nightshift submit`. Each check raises ValueError, which pydantic turns
+into that field's error.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal
+
+SchedulerName = Literal["pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "lms"]
+
+# C0 controls but tab and newline, DEL, C1 controls (\x9b is a terminal's CSI, like ESC [),
+# and lone surrogates, which no UTF-8 encoder (Redis, a PNG's text chunk) can write.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# A model's name ends up in queue names (`mps@sdxl`), Redis keys and log lines, never in a
+# path: lower case, no '/', no '..'. Always fullmatch(), as with job ids.
+MODEL_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+MODEL_NAME_RULE = "must be a catalog name (1-64 of a-z 0-9 . _ -), not a path or hub id"
+# Every Stable Diffusion VAE in the catalog's families shrinks a side by 8.
+SIDE_STEP = 8
+MIN_SIDE = 64
+
+
+def check_text(value: str, max_chars: int, required: bool = False) -> str:
+    if required and not value.strip():
+        raise ValueError("must not be empty")
+    if len(value) > max_chars:
+        raise ValueError(f"longer than {max_chars} characters")
+    if CONTROL_RE.search(value):
+        raise ValueError("contains a NUL, control character or lone surrogate")
+    return value
+
+
+def check_steps(value: int, max_steps: int) -> int:
+    if not 1 <= value <= max_steps:
+        raise ValueError(f"must be between 1 and {max_steps}")
+    return value
+
+
+def check_side(value: int, max_pixels: int) -> int:
+    if value < MIN_SIDE or value % SIDE_STEP:
+        raise ValueError(f"must be a multiple of {SIDE_STEP}, at least {MIN_SIDE}")
+    if value * MIN_SIDE > max_pixels:
+        raise ValueError(f"exceeds the pixel budget of {max_pixels}")
+    return value
+
+
+def check_guidance(value: float) -> float:
+    if not math.isfinite(value) or not 0 <= value <= 50:
+        raise ValueError("must be a finite number between 0 and 50")
+    return value
+
+
+def check_model_name(value: str) -> str:
+    if not MODEL_NAME_RE.fullmatch(value) or ".." in value:
+        raise ValueError(MODEL_NAME_RULE)
+    return value

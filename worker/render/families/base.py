@@ -1,0 +1,87 @@
+"""What a model family tells the renderer, and the latent decode the families share.
+
+A family is data plus a few functions (`Family`); each family module builds one. torch and
+diffusers are imported inside functions only: the worker's parent checks catalogs against
+the families without loading either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from config.schema import JobSpec
+
+# The extra keyword arguments of the pipeline call for one pass: the job (a grouped pass:
+# the job behind each image, in order) -> kwargs beside prompt, size, steps and generators.
+CallKwargs = Callable[[JobSpec, Sequence[JobSpec] | None], dict[str, Any]]
+# What a pass was conditioned on beyond the prompt, written into each image's metadata.
+Conditioning = Callable[[JobSpec], dict[str, Any]]
+# (vae, latents, float32 asked for by the safer retry) -> decoded pixels in [-1, 1].
+Decode = Callable[[Any, Any, bool], Any]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One Stable Diffusion family as the renderer sees it."""
+
+    name: str  # the catalog's family name (config/models.py): sd15, sd2, sdxl
+    pipeline_class: str  # the diffusers class a folder's model_index.json names
+    # Whether its published pipelines carry diffusers' safety checker.
+    safety_checker: bool
+    call_kwargs: CallKwargs
+    conditioning: Conditioning
+    decode: Decode
+    build_tiny: Callable[[int], Any]  # seed -> a tiny random-weight pipeline, in memory
+
+
+def no_call_kwargs(spec: JobSpec, group: Sequence[JobSpec] | None = None) -> dict[str, Any]:
+    return {}
+
+
+def no_conditioning(spec: JobSpec) -> dict[str, Any]:
+    return {}
+
+
+def unscale(vae: Any, latents: Any, *, mean_std: bool) -> Any:
+    """Latents as the VAE expects them: divided by its scaling factor, and, where the VAE
+    config carries per-channel statistics (and the family uses them), de-normalised."""
+    import torch
+
+    config = vae.config
+    mean = getattr(config, "latents_mean", None) if mean_std else None
+    std = getattr(config, "latents_std", None) if mean_std else None
+    if mean is None or std is None:
+        return latents / config.scaling_factor
+    channels = latents.shape[1]
+    mean_t = torch.tensor(mean).view(1, channels, 1, 1).to(latents.device, latents.dtype)
+    std_t = torch.tensor(std).view(1, channels, 1, 1).to(latents.device, latents.dtype)
+    return latents * std_t / config.scaling_factor + mean_t
+
+
+def decode_in(vae: Any, latents: Any, dtype: Any, *, mean_std: bool) -> Any:
+    """Decode in `dtype`, moving the VAE there for the call only."""
+    import torch
+
+    original = vae.dtype
+    try:
+        if dtype != original:
+            vae.to(dtype)
+        with torch.inference_mode():
+            scaled = unscale(vae, latents.to(dtype), mean_std=mean_std)
+            return vae.decode(scaled, return_dict=False)[0]
+    finally:
+        if dtype != original:
+            vae.to(original)
+
+
+def plain_decode(vae: Any, latents: Any, float32: bool) -> Any:
+    """SD 1.5 and 2.x: the VAE's own dtype (float32 on the safer retry), scaling factor only.
+
+    Their VAE configs predate `force_upcast` (loading fills in its default, True), and their
+    pipelines never read it: neither do we.
+    """
+    import torch
+
+    return decode_in(vae, latents, torch.float32 if float32 else vae.dtype, mean_std=False)

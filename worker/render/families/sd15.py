@@ -1,0 +1,54 @@
+"""Stable Diffusion 1.x: the family the worker was built for, and the default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.render.families import parts
+from worker.render.families.base import Family, no_call_kwargs, no_conditioning, plain_decode
+
+
+def build_tiny(seed: int) -> Any:
+    """A tiny SD 1.5 pipeline in memory: random weights, fixed seed, PNDM as SD 1.5 ships."""
+    import torch
+    from diffusers import PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        **parts.UNET_BLOCKS,
+        cross_attention_dim=parts.TEXT_WIDTH,
+        attention_head_dim=2,  # legacy name: 2 heads of 32 (CPU SDPA crawls on tiny heads)
+    )
+    vae = parts.vae()
+    tokenizer = parts.tokenizer()
+    text_encoder = CLIPTextModel(parts.text_config())
+    scheduler = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        skip_prk_steps=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    return StableDiffusionPipeline(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+FAMILY = Family(
+    name="sd15",
+    pipeline_class="StableDiffusionPipeline",
+    safety_checker=True,
+    call_kwargs=no_call_kwargs,
+    conditioning=no_conditioning,
+    decode=plain_decode,
+    build_tiny=build_tiny,
+)
