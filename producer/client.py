@@ -162,10 +162,12 @@ class Client:
 
     def clock_offset(self) -> float:
         """How far the Redis server's clock is ahead of this machine's (negative: behind),
-        measured against the middle of the round trip."""
+        measured against the middle of the round trip, in whole seconds: below a second the
+        difference is the round trip's noise, not skew, and a date the user gave (`expires:
+        2026-12-01T07:00`) must stay the time they wrote."""
         before = time.time()
         server = self.store.now()
-        return server - (before + time.time()) / 2
+        return float(round(server - (before + time.time()) / 2))
 
     def _create(self, specs: list[JobSpec]) -> list[JobSpec]:
         """Write the specs' records, dated on Redis's clock; returns the specs that were new

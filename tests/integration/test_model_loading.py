@@ -38,7 +38,7 @@ def two_models(settings: Settings, tiny_model: Path, tmp_path: Path) -> Settings
 
 
 def test_a_model_deleted_after_start_fails_its_job_and_the_default_still_renders(
-    two_models: Settings, start_worker: Callable[..., object], tmp_path: Path
+    two_models: Settings, start_worker: Callable[..., object], tmp_path: Path, tiny_model: Path
 ) -> None:
     start_worker(settings_=two_models)
     client = Client(two_models)
@@ -48,11 +48,13 @@ def test_a_model_deleted_after_start_fails_its_job_and_the_default_still_renders
     assert failed.status is JobStatus.FAILED
     assert failed.error_code == "model_unavailable"
     assert "model 'other'" in (failed.error or "") and "no such folder" in (failed.error or "")
-    assert failed.render.model == "other"
+    # The record names the model asked for and what the worker loads for it.
+    assert (failed.spec.model, failed.render.model) == ("other", str(tmp_path / "other-model"))
 
     done = client.submit("a lighthouse", seed=1, **JOB).wait(timeout=120)
     assert done.status is JobStatus.SUCCEEDED, done.error
-    assert (done.render.model, done.model_family) == ("base", "sd15")
+    assert (done.spec.model, done.model_family) == ("base", "sd15")
+    assert done.render.model == str(tiny_model)
     assert done.render.model_load_s is None  # loaded and warmed at start, not by this job
     assert done.render.pid == failed.render.pid  # the same process went on
 

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from config.celery_conf import make_celery
-from config.keys import PAUSE_KEY
+from config.keys import PAUSE_KEY, model_queue
 from config.records import JobStatus
 from config.settings import Settings
 from producer.client import Client
@@ -88,8 +88,19 @@ def test_the_gate_names_every_reason_to_stay_closed_and_a_pause_outranks_power(
 
 
 def consumed_queues(settings: Settings) -> set[str] | None:
-    """Queues the worker consumes now, as it answers itself; None if it did not answer."""
-    replies = make_celery(settings).control.inspect(timeout=5.0).active_queues()
+    """Queues the worker consumes now, as it answers itself; None if it did not answer.
+
+    One app, closed after each question: a new app's pooled connections would otherwise stay
+    open for the rest of the session, one set per poll, and a dropped connection is only an
+    unanswered question to a poll that asks again.
+    """
+    app = make_celery(settings)
+    try:
+        replies = app.control.inspect(timeout=5.0).active_queues()
+    except redis.ConnectionError:
+        return None
+    finally:
+        app.close()
     if not replies:
         return None
     return {q["name"] for queues in replies.values() for q in queues}
@@ -140,7 +151,9 @@ def test_a_real_worker_stops_taking_jobs_on_battery_and_resumes_on_ac(
     r.delete(PAUSE_KEY)
     record = job.wait(timeout=180)
     assert record.status is JobStatus.SUCCEEDED
-    assert consumed_queues(faked) == {queue}
+    # Idle again, the gate opens every queue it has: the plain one and its model's.
+    everything = {queue, model_queue(queue, "default")}
+    wait_until(lambda: consumed_queues(faked) == everything, "the worker to consume again")
     log = worker.tail(20_000)
     assert "on battery: pausing taking jobs" in log
     assert "back on AC: resuming taking jobs" in log

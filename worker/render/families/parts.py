@@ -89,3 +89,19 @@ def vae(**extra: Any) -> Any:
         sample_size=16,
         **extra,
     )
+
+
+def sd_pipeline(unet: Any, vae: Any, text_encoder: Any, scheduler: Any) -> Any:
+    """An SD 1.x/2.x pipeline of tiny parts: one byte-level tokenizer, no safety checker."""
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer(),
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )

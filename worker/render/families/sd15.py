@@ -11,7 +11,7 @@ from worker.render.families.base import Family, no_call_kwargs, no_conditioning,
 def build_tiny(seed: int) -> Any:
     """A tiny SD 1.5 pipeline in memory: random weights, fixed seed, PNDM as SD 1.5 ships."""
     import torch
-    from diffusers import PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import PNDMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel
 
     torch.manual_seed(seed)
@@ -21,7 +21,6 @@ def build_tiny(seed: int) -> Any:
         attention_head_dim=2,  # legacy name: 2 heads of 32 (CPU SDPA crawls on tiny heads)
     )
     vae = parts.vae()
-    tokenizer = parts.tokenizer()
     text_encoder = CLIPTextModel(parts.text_config())
     scheduler = PNDMScheduler(
         beta_start=0.00085,
@@ -31,16 +30,7 @@ def build_tiny(seed: int) -> Any:
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    return StableDiffusionPipeline(
-        unet=unet,
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    return parts.sd_pipeline(unet, vae, text_encoder, scheduler)
 
 
 FAMILY = Family(

@@ -18,7 +18,7 @@ from worker.render.families.base import Family, no_call_kwargs, no_conditioning,
 def build_tiny(seed: int) -> Any:
     """A tiny SD 2.x pipeline: per-block heads, linear projections, a v-prediction DDIM."""
     import torch
-    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel
 
     torch.manual_seed(seed)
@@ -31,7 +31,6 @@ def build_tiny(seed: int) -> Any:
         use_linear_projection=True,
     )
     vae = parts.vae()
-    tokenizer = parts.tokenizer()
     # config/families.py tells 2.x from 1.x by the encoder's width, OpenCLIP-H's 1024: the
     # tiny encoder is 32 wide, so it says 1024 in projection_dim, which CLIPTextModel ignores.
     text_encoder = CLIPTextModel(
@@ -46,16 +45,7 @@ def build_tiny(seed: int) -> Any:
         steps_offset=1,
         prediction_type="v_prediction",
     )
-    return StableDiffusionPipeline(
-        unet=unet,
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    return parts.sd_pipeline(unet, vae, text_encoder, scheduler)
 
 
 FAMILY = Family(
