@@ -18,6 +18,7 @@ class ErrorCode(str, Enum):
     RESULTS_DIR = "results_dir"  # the images could not be written to the results folder
     MODEL_UNAVAILABLE = "model_unavailable"  # the configured model cannot be found or loaded
     LORA_UNAVAILABLE = "lora_unavailable"  # a LoRA the job asks for cannot be found or loaded
+    INPUT_MISSING = "input_missing"  # the job's init image or mask left the input store
     BROKER_UNAVAILABLE = "broker_unavailable"  # Redis did not answer in time
     UNAVAILABLE = "unavailable"  # other infrastructure the call needs is not there
     CANCELLED = "cancelled"  # a user cancelled it (`nightshift cancel`, the API, a batch)
@@ -87,6 +88,19 @@ class ModelUnavailable(Unavailable):
     """Raised when the configured model cannot be found or loaded."""
 
     code = ErrorCode.MODEL_UNAVAILABLE
+
+
+class LoraUnavailable(Unavailable):
+    """Raised when a LoRA a job names is not in the worker's LoRA folders, or cannot be loaded
+    into the job's model (another family's LoRA, a broken file)."""
+
+    code = ErrorCode.LORA_UNAVAILABLE
+
+
+class InputMissing(Unavailable):
+    """Raised when a job's init image or mask is no longer in the input store."""
+
+    code = ErrorCode.INPUT_MISSING
 
 
 class RenderFailed(NightshiftError):

@@ -57,6 +57,11 @@ FAMILIES: dict[Family, FamilyTraits] = {
     ),
 }
 
+# A LoRA's family, from the width of the text conditioning its cross-attention keys take
+# (worker/render/loras.py reads it from the file's header): CLIP-L, OpenCLIP-H, both SDXL
+# encoders side by side. A producer refuses a LoRA of another family than the job's model.
+LORA_FAMILY_BY_CROSS_DIM: dict[int, Family] = {768: "sd15", 1024: "sd2", 2048: "sdxl"}
+
 # Hub ids whose family is certain; anything else is read from its files or must be declared.
 WELL_KNOWN: dict[str, tuple[Family, Prediction]] = {
     "stable-diffusion-v1-5/stable-diffusion-v1-5": ("sd15", "epsilon"),

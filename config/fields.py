@@ -13,6 +13,7 @@ import re
 from typing import Literal
 
 SchedulerName = Literal["pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "lms"]
+Upscaler = Literal["lanczos", "latent"]
 
 # C0 controls but tab and newline, DEL, C1 controls (\x9b is a terminal's CSI, like ESC [),
 # and lone surrogates, which no UTF-8 encoder (Redis, a PNG's text chunk) can write.
@@ -21,6 +22,13 @@ CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 # path: lower case, no '/', no '..'. Always fullmatch(), as with job ids.
 MODEL_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 MODEL_NAME_RULE = "must be a catalog name (1-64 of a-z 0-9 . _ -), not a path or hub id"
+# A LoRA is named by its file's stem in the worker's LoRA folders, never by a path: no '/',
+# no '\\', no '..', no leading dot or space. Spaces inside are fine (`<lora:my lora:0.8>`).
+LORA_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9 _.+()\[\]-]{0,127}")
+LORA_NAME_RULE = "must be a LoRA file's name without .safetensors (no '/', '\\' or '..')"
+MAX_LORA_WEIGHT = 4.0
+# An input (init image, mask) is named by the sha256 of its stored bytes (config/store/inputs.py).
+INPUT_ID_RE = re.compile(r"[0-9a-f]{64}")
 # Every Stable Diffusion VAE in the catalog's families shrinks a side by 8.
 SIDE_STEP = 8
 MIN_SIDE = 64
@@ -59,4 +67,29 @@ def check_guidance(value: float) -> float:
 def check_model_name(value: str) -> str:
     if not MODEL_NAME_RE.fullmatch(value) or ".." in value:
         raise ValueError(MODEL_NAME_RULE)
+    return value
+
+
+def check_lora_name(value: str) -> str:
+    if not LORA_NAME_RE.fullmatch(value) or ".." in value or value != value.strip():
+        raise ValueError(LORA_NAME_RULE)
+    return value
+
+
+def check_lora_weight(value: float) -> float:
+    if not math.isfinite(value) or abs(value) > MAX_LORA_WEIGHT:
+        bound = f"{MAX_LORA_WEIGHT:g}"
+        raise ValueError(f"must be a finite number between -{bound} and {bound}")
+    return value
+
+
+def check_strength(value: float) -> float:
+    if not math.isfinite(value) or not 0 < value <= 1:
+        raise ValueError("must be a number above 0 and at most 1")
+    return value
+
+
+def check_input_id(value: str) -> str:
+    if not INPUT_ID_RE.fullmatch(value):
+        raise ValueError("must be an input id (64 lower-case hex: the sha256 of a stored input)")
     return value

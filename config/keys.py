@@ -26,6 +26,21 @@ Ours, all under `nightshift:` (TTLs in seconds, from Settings):
 - `catalogs`              set: `<host>:<pid>` of every worker that published a catalog
 - `held:<host>:<pid>`     set: the model names that worker holds loaded now
 - `loads:<host>:<pid>`    list, capped: that worker's recent loads (model, load_s, at), newest first
+- `loras:<host>:<pid>`    hash, TTL: the LoRAs that worker can load, name -> JSON (family, hash,
+                          size), published beside its catalog (config/store/models.py)
+- `input:<sha256>`        string, TTL input_ttl_s: an init image or mask, as normalised PNG bytes
+                          (config/store/inputs.py); refreshed by every job that names it
+- `events`                stream, capped (~10,000 entries): every change of every job record
+                          (created, status, progress), written by the record's own scripts; its
+                          entry ids are the HTTP API's event ids (config/store/events.py)
+- `api:tokens`            hash: sha256 of an API token -> JSON (name, scope, created); never the
+                          token itself (config/store/tokens.py)
+- `api:tokens:used`       hash: sha256 of an API token -> when it was last used (epoch seconds)
+- `outbox`                stream, consumer group `senders`: notifications to deliver (event
+                          id, kind, subject); deleted once delivered (config/store/outbox.py)
+- `outbox:written:<event>` string, TTL record_ttl_s: that event is in the outbox already
+- `batch:<id>:notified`   hash: `<event> <target key>` -> that delivery's outcome (JSON), TTL
+                          record_ttl_s (config/store/batches.py; a job's are in its record)
 
 kombu's (Celery's Redis transport; read by config/store/broker.py, written by kombu and
 by producer/enqueue.py's bulk LPUSH):
@@ -133,6 +148,16 @@ def loads_key(worker_id: str) -> str:
     return f"{KEY_PREFIX}:loads:{worker_id}"
 
 
+def loras_key(worker_id: str) -> str:
+    """The LoRAs one worker can load (name -> JSON), published beside its catalog."""
+    return f"{KEY_PREFIX}:loras:{worker_id}"
+
+
+def input_key(input_id: str) -> str:
+    """An init image or mask, by the sha256 of its bytes (config/store/inputs.py)."""
+    return f"{KEY_PREFIX}:input:{input_id}"
+
+
 # kombu's names. config/celery_conf.py hands these two to the transport as priority_steps
 # and sep, so the lists read here are the ones kombu writes.
 PRIORITIES = range(10)
@@ -161,3 +186,27 @@ def split_model_queue(name: str) -> tuple[str, str | None]:
     """`mps@sdxl` -> ("mps", "sdxl"); `mps` -> ("mps", None)."""
     queue, sep, model = name.partition(MODEL_SEP)
     return queue, (model if sep else None)
+
+
+# The HTTP API (issue "An HTTP API with tokens"); these are ours, not kombu's.
+# Every job change in order, with history: JobStore's scripts XADD here (config/store/events.py).
+EVENTS_STREAM = f"{KEY_PREFIX}:events"
+# API tokens by the sha256 of the token, and when each was last used (config/store/tokens.py).
+API_TOKENS = f"{KEY_PREFIX}:api:tokens"
+API_TOKENS_USED = f"{KEY_PREFIX}:api:tokens:used"
+
+
+# Notifications (worker/notify/): the outbox every worker's sender reads through one consumer
+# group, a mark per event written (so a replayed write adds nothing), and a batch's outcomes.
+OUTBOX_STREAM = f"{KEY_PREFIX}:outbox"
+OUTBOX_GROUP = "senders"
+
+
+def outbox_written_key(event_id: str) -> str:
+    """Set with the outbox entry of that event: the same event written again adds nothing."""
+    return f"{KEY_PREFIX}:outbox:written:{event_id}"
+
+
+def batch_notified_key(batch_id: str) -> str:
+    """The outcomes of a batch's notifications, by event and target."""
+    return f"{KEY_PREFIX}:batch:{batch_id}:notified"

@@ -184,6 +184,30 @@ def check_job(spec: JobSpec, entry: ModelEntry) -> None:
             raise InvalidJob(field, value, reason)
 
 
+def check_loras(
+    spec: JobSpec, family: Family | None, published: Mapping[str, Mapping[str, Any]] | None
+) -> None:
+    """Refuse at submit the LoRAs a producer can know are wrong: one no live worker has, or one
+    made for another family than the job's model. `published`: the LoRAs live workers publish
+    (config/store/models.py published_loras); None when no worker is online, and then nothing
+    is known: the worker decides (code lora_unavailable)."""
+    if not spec.loras or published is None:
+        return
+    for n, ref in enumerate(spec.loras):
+        info = published.get(ref.name)
+        if info is None:
+            known = ", ".join(sorted(published)) or "none"
+            reason = f"no live worker has this LoRA (they have: {known}); see `nightshift loras`"
+            raise InvalidJob(f"loras.{n}.name", ref.name, reason)
+        made_for = info.get("family")
+        if family is not None and made_for in FAMILIES and made_for != family:
+            reason = (
+                f"is a {FAMILIES[made_for].label} LoRA; model {spec.model} is "
+                f"{FAMILIES[family].label}"
+            )
+            raise InvalidJob(f"loras.{n}.name", ref.name, reason)
+
+
 class Catalog:
     """The models a job may name, by name, and the one a job gets when it names none."""
 

@@ -14,15 +14,21 @@ decide only from the record they are given.
 
 After `start`, every write of that attempt (progress, succeed, fail, stop) is fenced by
 `check_held`: a worker that slept past its lease finds a newer attempt and writes nothing.
+
+What people and tools read is not the stored record but its view, `RecordView`: the fields
+reached for first at the top (`jq .id`), the whole record under them, and a JSON Schema
+(`nightshift schema record`). Redis keeps `JobRecord.to_json()`, which this never changes.
 """
 
 from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import core_schema
 
 from config.errors import ErrorCode, Superseded
 from config.schema import JobSpec
@@ -59,6 +65,24 @@ class RenderInfo(BaseModel):
     model_load_s: float | None = None
 
 
+class Delivery(BaseModel):
+    """The outcome of one notification to one target (worker/notify/): kept with the job or
+    the batch it was about. `target` is redacted (config/notify_targets.py), never the URL."""
+
+    event: str  # the event id receivers deduplicate on, e.g. job-failed:<id>:<attempt>
+    target: str
+    target_key: str
+    ok: bool
+    status: int | None = None  # the webhook's HTTP status of the last try
+    attempts: int = 0
+    error: str | None = None
+    at: float = 0.0
+
+
+# Outcomes kept per job, newest last: a job that fails again and again keeps the recent ones.
+MAX_DELIVERIES = 50
+
+
 class JobRecord(BaseModel):
     """A job's whole story, kept in Redis under nightshift:job:<id>."""
 
@@ -79,6 +103,8 @@ class JobRecord(BaseModel):
     # The family of spec.model at submit ("sd15", "sd2", "sdxl"); records written before models
     # existed, and jobs of a model the producer could not place, have none.
     model_family: str | None = None
+    # Notifications sent about this job (note_delivery), one per event and target.
+    notifications: list[Delivery] = Field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -88,13 +114,127 @@ class JobRecord(BaseModel):
         return self.model_dump_json()
 
     def to_json_line(self) -> str:
-        """One line of JSON for people and tools (--json, the batch manifest): UTF-8 text,
-        not ASCII escapes, so prompts in any script stay readable."""
-        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False)
+        """One line of JSON for people and tools (--json, the batch manifest): the public
+        view (RecordView), in UTF-8 text, not ASCII escapes, so prompts in any script stay
+        readable."""
+        return json_line(RecordView.of(self))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> JobRecord:
         return cls.model_validate_json(raw)
+
+
+# The dialect pydantic's model_json_schema writes; stated, so validators need not guess.
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# A view's top level is closed: a field added to it must be added to its schema too.
+PUBLISHED = ConfigDict(extra="forbid")
+
+
+class RecordView(BaseModel):
+    """A Nightshift job record as `--json` prints it (submit, status, jobs, deadletter list)
+    and the batch manifest holds it: one object a line.
+
+    The top level holds the fields people reach for first; `spec` (the job as submitted) and
+    `render` (how a worker rendered it) keep the whole detail. Times are Unix seconds by the
+    Redis server's clock. A field is never left out: it is null when not known (yet).
+    """
+
+    model_config = PUBLISHED | ConfigDict(title="Nightshift job record")
+
+    id: str = Field(description="the job id (also the start of its images' file names)")
+    status: JobStatus
+    prompt: str
+    negative_prompt: str
+    model: str | None = Field(
+        description="the catalog name it renders with; null: a job from before models existed, "
+        "rendered with its worker's default"
+    )
+    model_family: str | None = Field(
+        description="the model's family; null when unknown", examples=["sd15", "sd2", "sdxl"]
+    )
+    seed: int = Field(description="the first image's seed; image i has seed + i")
+    images: int = Field(description="how many images the job makes")
+    width: int = Field(description="the images' width in pixels (after a hires pass, if any)")
+    height: int = Field(description="the images' height in pixels (after a hires pass, if any)")
+    batch_id: str | None = Field(description="the batch it belongs to; null when submitted alone")
+    outputs: list[str] = Field(description="the PNG files written, once succeeded")
+    error: str | None = Field(description="why it failed or was cancelled, for people")
+    error_code: str | None = Field(
+        description="the same as a fixed code, for scripts and metrics; null before codes existed",
+        examples=[code.value for code in ErrorCode],
+    )
+    created_at: float
+    started_at: float | None = Field(description="when its last attempt started")
+    finished_at: float | None
+    queue_wait_s: float | None = Field(description="seconds from created to (last) started")
+    render_s: float | None = Field(description="seconds the render took")
+    attempts: int = Field(description="attempts started, retries and redeliveries included")
+    progress: dict[str, int] = Field(
+        description="the last step published: image (1-based), images, step, steps; {} "
+        "before the first"
+    )
+    spec: JobSpec = Field(description="the whole job as submitted (the task message's payload)")
+    render: RenderInfo = Field(description="how and where a worker rendered it")
+
+    @classmethod
+    def of(cls, record: JobRecord) -> RecordView:
+        spec = record.spec
+        width, height = spec.final_size()
+        return cls(
+            id=spec.id,
+            status=record.status,
+            prompt=spec.prompt,
+            negative_prompt=spec.negative_prompt,
+            model=spec.model,
+            model_family=record.model_family,
+            seed=spec.seed,
+            images=spec.images,
+            width=width,
+            height=height,
+            batch_id=spec.batch_id,
+            outputs=record.outputs,
+            error=record.error,
+            error_code=record.error_code,
+            created_at=record.created_at,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            queue_wait_s=record.queue_wait_s,
+            render_s=record.render_s,
+            attempts=record.attempts,
+            progress=record.progress,
+            spec=spec,
+            render=record.render,
+        )
+
+
+class EveryFieldPrinted(GenerateJsonSchema):
+    """A view is dumped whole, a field at its default included, in nested models too (spec,
+    render): so the schema requires every field, and a script may rely on each key being
+    there. pydantic's own switch for this (json_schema_serialization_defaults_required)
+    reaches only the models whose config sets it, not JobSpec or RenderInfo."""
+
+    def field_is_required(
+        self,
+        field: core_schema.ModelField | core_schema.DataclassField | core_schema.TypedDictField,
+        total: bool,
+    ) -> bool:
+        return self.mode == "serialization" or super().field_is_required(field, total)
+
+
+def json_line(view: BaseModel) -> str:
+    """A view as every --json prints it: one line, UTF-8 text rather than ASCII escapes."""
+    return json.dumps(view.model_dump(mode="json"), ensure_ascii=False)
+
+
+def schema_of(view: type[BaseModel]) -> dict[str, Any]:
+    """A view's JSON Schema as published: of what is printed (serialization), dialect first."""
+    schema = view.model_json_schema(mode="serialization", schema_generator=EveryFieldPrinted)
+    return {"$schema": JSON_SCHEMA_DIALECT, **schema}
+
+
+def view_schema() -> dict[str, Any]:
+    """The JSON Schema of every record `--json` prints (`nightshift schema record`)."""
+    return schema_of(RecordView)
 
 
 class Attempt(NamedTuple):
@@ -197,6 +337,15 @@ def reset(record: JobRecord) -> None:
     """A dead-lettered job -> queued with a fresh attempt budget (once its cause is fixed)."""
     requeue(record)
     record.attempts = 0
+
+
+def note_delivery(record: JobRecord, delivery: Delivery) -> None:
+    """Keep a notification's outcome: it replaces the one of the same event and target (a
+    delivery redone after its sender died), the oldest go past MAX_DELIVERIES. No status
+    changes: a notification is about the job, not a step of it."""
+    same = (delivery.event, delivery.target_key)
+    kept = [d for d in record.notifications if (d.event, d.target_key) != same]
+    record.notifications = [*kept, delivery][-MAX_DELIVERIES:]
 
 
 def _finish(record: JobRecord, status: JobStatus, now: float) -> None:

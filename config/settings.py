@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.errors import InvalidSettings
 from config.fields import check_model_name
+from config.notify_targets import TargetError, check_targets, is_webhook, split_targets
 from config.window import WINDOW_HELP, Window
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -26,7 +28,15 @@ HARD_LIMIT_GRACE_S = 30
 class Settings(BaseSettings):
     """Defaults suit one Mac rendering SD 1.5 overnight; units are in the names."""
 
-    model_config = SettingsConfigDict(env_prefix="NIGHTSHIFT_", extra="ignore", frozen=True)
+    # .env in the working directory, as docker compose reads it; a real environment variable
+    # wins over it, and its lines without the NIGHTSHIFT_ prefix are ignored.
+    model_config = SettingsConfigDict(
+        env_prefix="NIGHTSHIFT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
 
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", description="Broker, result backend, records"
@@ -88,6 +98,31 @@ class Settings(BaseSettings):
     # weights ("12GB", "8GiB"); the least recently used one goes first.
     model_cache: str = "auto"
 
+    # LoRAs (worker/render/loras.py): `.safetensors` files in these folders, separated by the
+    # OS path separator (':'), named by their stem; "" = <data_dir>/loras. A job names a LoRA,
+    # never a path. lora_cache: adapters kept loaded per model (least recently used goes).
+    lora_dirs: str = ""
+    lora_cache: int = Field(8, ge=1, le=64)
+    # img2img/inpainting inputs (config/store/inputs.py): kept in Redis, by content hash, for
+    # input_ttl_s after the last job that named one; each input's size and pixels capped.
+    input_ttl_s: int = Field(7 * 86_400, gt=0)
+    max_input_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_input_pixels: int = Field(4096 * 4096, ge=64 * 64)
+
+    # Wildcard files for prompts (`__name__`, dynamicprompts' syntax): folders separated by
+    # ':', "" = <data_dir>/wildcards. A file outside them is never read.
+    wildcard_dirs: str = ""
+    # Log lines: "human" (the default) or "json", one object a line for log shippers.
+    log_format: Literal["human", "json"] = "human"
+
+    # The HTTP API (`nightshift api`): where it listens (127.0.0.1 = this machine only; any other
+    # address needs a token to exist), its request body cap (413 past it), and the origins whose
+    # web pages may call it (comma-separated; "" = CORS off).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8765, ge=1, le=65535)
+    api_max_body_bytes: int = Field(48 * 2**20, ge=1024)  # two 16 MiB inputs as base64
+    api_cors_origins: str = ""
+
     # Overnight batches (issue 4). With Redis, priority 0 is served first: batch jobs get a
     # larger number than single submits, so an interactive job jumps the waiting batch.
     batch_priority: int = Field(7, ge=0, le=9)
@@ -143,6 +178,27 @@ class Settings(BaseSettings):
     # Group sizes compiled at start-up ("1,16"); a group is cut into these sizes on cuda.
     fast_path_group_sizes: str = "1,16"
 
+    # Notifications (worker/notify/): targets for "batch finished" and "job failed", besides
+    # those a job or batch file names; URLs separated by commas or spaces (webhooks or apprise
+    # URLs, config/notify_targets.py). These are the operator's: any apprise scheme, any host.
+    notify_batch_finished: str = ""
+    notify_job_failed: str = ""
+    # Let jobs and batch files name loopback and private hosts (a home LAN; tests).
+    notify_allow_private: bool = False
+    # The HMAC-SHA256 key of webhook signatures, shared with the receivers (a long random
+    # value: `openssl rand -hex 32`); webhooks are not sent without it (their outcome says
+    # so), and settings naming a default webhook refuse to load without it.
+    notify_secret: str = ""
+    # On a Mac with no target at all for a batch's end: a Notification Center message.
+    notify_mac_default: bool = True
+    # One delivery: tries, first pause (doubling after each failed try), timeout per try.
+    notify_attempts: int = Field(4, ge=1, le=10)
+    notify_backoff_s: float = Field(1.0, gt=0, le=60)
+    notify_timeout_s: float = Field(10.0, gt=0, le=120)
+    # An outbox entry a sender took this long ago and never acknowledged (its worker died) is
+    # taken over by another worker's sender; must exceed one delivery's longest run.
+    notify_claim_idle_s: float = Field(300.0, gt=0)
+
     @field_validator("fast_path_group_sizes")
     @classmethod
     def _group_sizes(cls, value: str) -> str:
@@ -189,6 +245,34 @@ class Settings(BaseSettings):
             )
         if not self.queue_list:
             raise ValueError(f"NIGHTSHIFT_QUEUES names no queue (got {self.queues!r})")
+        return self
+
+    @field_validator("notify_batch_finished", "notify_job_failed")
+    @classmethod
+    def _notify_targets(cls, value: str) -> str:
+        try:
+            check_targets(split_targets(value), untrusted=False)
+        except TargetError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _notify_consistent(self) -> Settings:
+        targets = [*self.notify_batch_finished_targets, *self.notify_job_failed_targets]
+        if any(is_webhook(t) for t in targets) and not self.notify_secret:
+            raise ValueError(
+                "NIGHTSHIFT_NOTIFY_SECRET must be set when a default notify target is a webhook "
+                "(its receivers check the signature with it)"
+            )
+        longest = self.notify_attempts * self.notify_timeout_s + self.notify_backoff_s * (
+            2 ** (self.notify_attempts - 1)
+        )
+        if self.notify_claim_idle_s <= longest:
+            # A slow delivery still running would be taken over: sent twice for nothing.
+            raise ValueError(
+                f"NIGHTSHIFT_NOTIFY_CLAIM_IDLE_S must exceed one delivery's longest run "
+                f"({longest:.0f} s from the attempts, timeout and backoff)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -277,6 +361,22 @@ class Settings(BaseSettings):
     def results_path(self) -> Path:
         base = self.results_dir if self.results_dir is not None else self.data_path / "results"
         return base.expanduser().resolve()
+
+    @property
+    def lora_paths(self) -> list[Path]:
+        """The LoRA folders, in search order: lora_dirs, else <data_dir>/loras."""
+        listed = [p for p in self.lora_dirs.split(os.pathsep) if p.strip()]
+        if not listed:
+            return [self.data_path / "loras"]
+        return [Path(p.strip()).expanduser().resolve() for p in listed]
+
+    @property
+    def notify_batch_finished_targets(self) -> list[str]:
+        return split_targets(self.notify_batch_finished)
+
+    @property
+    def notify_job_failed_targets(self) -> list[str]:
+        return split_targets(self.notify_job_failed)
 
     @property
     def tiny_model_path(self) -> Path:

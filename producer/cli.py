@@ -10,26 +10,32 @@ import sys
 from collections.abc import Callable, Sequence
 
 from config.errors import BrokerUnavailable, InvalidInput, NightshiftError
+from producer import help_examples
 
 # Every command group, in the order `nightshift --help` lists them. Each module has
 # add_parsers(sub), and its handlers import anything heavy only when they run. Named, not
 # imported: producer code never imports worker code, and `import producer.cli` stays light.
 COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("producer.commands.submit", ("submit",)),
+    ("producer.commands.replay", ("replay",)),
     ("producer.commands.jobs", ("status", "jobs")),
     ("producer.commands.run", ("run",)),
     ("worker.commands.worker", ("worker",)),
     ("worker.commands.model", ("model",)),
-    ("producer.commands.models", ("models",)),
+    ("producer.commands.models", ("models", "loras")),
     ("producer.commands.flower", ("flower",)),
     ("producer.commands.watch", ("watch",)),
     ("producer.commands.cancel", ("cancel",)),
     ("producer.commands.metrics", ("metrics",)),
+    ("producer.commands.api", ("api",)),
+    ("producer.commands.token", ("token",)),
     ("producer.commands.deadletter", ("deadletter",)),
     ("producer.commands.batch", ("batch",)),
     ("producer.commands.pause", ("pause", "resume")),
     ("worker.commands.doctor", ("doctor",)),
     ("worker.commands.service", ("service",)),
+    ("producer.commands.schema", ("schema",)),
+    ("producer.commands.completion", ("completion",)),
 )
 Handler = Callable[[argparse.Namespace], int]
 
@@ -50,6 +56,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     chosen = [module for module, names in COMMANDS if first in names]
     for module in chosen or [module for module, _ in COMMANDS]:
         importlib.import_module(module).add_parsers(sub)
+    help_examples.apply(parser)  # here, not in each module: one table of examples
     return parser
 
 

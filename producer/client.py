@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from celery import Celery
@@ -12,14 +13,14 @@ from celery import Celery
 from config import keys as names
 from config.celery_conf import make_celery
 from config.errors import BrokerUnavailable, WaitTimeout
-from config.models import Catalog
+from config.models import Catalog, check_loras
 from config.records import JobRecord, JobStatus
 from config.schema import JobSpec, new_job
 from config.settings import Settings
 from config.store import JobStore, reachable
 from config.store.control import request_cancel
-from config.store.models import published_models
-from producer import enqueue
+from config.store.models import live_workers, merge_catalogs
+from producer import enqueue, inputs
 from producer.console import ProgressBar
 
 
@@ -80,17 +81,33 @@ class Client:
         self.settings = settings
         self.app = app or make_celery(settings)
         self.store = JobStore.from_settings(settings)
-        self._catalog: tuple[float, Catalog] | None = None
+        self._published: tuple[float, Catalog, dict[str, dict[str, Any]] | None] | None = None
 
     @property
     def catalog(self) -> Catalog:
         """The models a job may name: the local catalog over those live workers publish
         (config/models.py), re-read every CATALOG_REFRESH_S."""
-        if self._catalog is None or time.monotonic() - self._catalog[0] > CATALOG_REFRESH_S:
+        return self._refresh()[1]
+
+    @property
+    def loras(self) -> dict[str, dict[str, Any]] | None:
+        """The LoRAs live workers can load (name -> family, workers...); None when no worker is
+        online (config/models.py check_loras then leaves the question to the worker)."""
+        return self._refresh()[2]
+
+    def _refresh(self) -> tuple[float, Catalog, dict[str, dict[str, Any]] | None]:
+        if self._published is None or time.monotonic() - self._published[0] > CATALOG_REFRESH_S:
             with reachable():
-                published = published_models(self.store.redis)
-            self._catalog = (time.monotonic(), Catalog.from_settings(self.settings, published))
-        return self._catalog[1]
+                workers = live_workers(self.store.redis)
+            catalog = Catalog.from_settings(self.settings, merge_catalogs(workers))
+            loras: dict[str, dict[str, Any]] | None = None
+            if workers:
+                loras = {}
+                for worker in workers:
+                    for name, info in worker.loras.items():
+                        loras.setdefault(name, info)
+            self._published = (time.monotonic(), catalog, loras)
+        return self._published
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Client:
@@ -102,10 +119,14 @@ class Client:
         params: model (a catalog name, see `catalog`), negative_prompt, prompt_2 and
         negative_prompt_2 (SDXL only), seed, steps, width, height, guidance, images,
         scheduler, priority, queue, expires_at (this machine's clock, like the created_at
-        stamped here: see on_redis_clock). None means the default: the catalog's model, then
-        that model's entry and family, then settings.
+        stamped here: see on_redis_clock), loras ([{"name", "weight"}]; `<lora:name:w>` tags
+        in the prompt too), init_image and mask (a pathlib.Path, bytes, or an input id),
+        strength, hires ({"scale", "steps", "strength", "upscaler"}). None means the default:
+        the catalog's model, then that model's entry and family, then settings; an init
+        image's own size (fitted to the pixel budget) for width and height.
         """
-        spec = new_job(prompt, self.settings, self.catalog, id=job_id, **params)
+        spec, staged = self.prepare(prompt, job_id=job_id, **params)
+        inputs.store_all([staged], self.settings)
         spec = on_redis_clock(spec, self.clock_offset())
         record = self._record(spec)
         if not self.store.create(record):
@@ -116,6 +137,30 @@ class Client:
             self._forget([spec])  # no half-written job: the record goes with the message
             raise
         return Job(self, spec.id)
+
+    def prepare(
+        self, prompt: str, *, job_id: str | None = None, **params: Any
+    ) -> tuple[JobSpec, inputs.Staged]:
+        """Validate one job without queueing it: the spec, and its inputs checked but not yet
+        stored (inputs.store_all puts them in the store before the job is queued)."""
+        staged = inputs.check(params, self.settings)
+        fields = {k: v for k, v in params.items() if k not in inputs.FIELDS}
+        fields |= {f: staged.id_of(f) for f in inputs.FIELDS if staged.id_of(f)}
+        size = inputs.size_of(staged)
+        if size is not None and params.get("width") is None and params.get("height") is None:
+            fitted = inputs.fitted_size(*size, self.settings.max_pixels)
+            fields["width"], fields["height"] = fitted
+        spec = new_job(prompt, self.settings, self.catalog, id=job_id, **fields)
+        check_loras(spec, self.catalog.family_of(spec), self.loras)
+        return spec, staged
+
+    def submit_from(self, path: str | Path, *, vary_seed: int = 0, **overrides: Any) -> list[Job]:
+        """Queue again the job that made a PNG: its Nightshift chunk, else its A1111
+        `parameters` text (producer/replay.py); `overrides` win, and vary_seed=N adds N
+        neighbours (seed+1 ... seed+N). Returns the jobs queued."""
+        from producer.replay import submit_from  # replay imports this module
+
+        return submit_from(self, path, vary_seed, **overrides)
 
     def send(self, spec: JobSpec) -> None:
         """Put one job's message on its queue (its record must exist already)."""

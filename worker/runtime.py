@@ -25,6 +25,7 @@ from config.models import Catalog
 from config.settings import Settings
 from config.store import JobStore, control
 from config.store import models as published
+from worker.jobs.inputs import InputFetcher
 from worker.render import fastpath
 from worker.render.cache import CacheBudget, ModelCache, ModelEvent, Models, PinnedModel
 from worker.render.device import DevicePlan, HostFacts, plan_device
@@ -47,6 +48,7 @@ class WorkerContext:
     pid: int
     # Group sizes compiled at start-up (fast path); empty: any size up to max_group_size.
     group_sizes: tuple[int, ...] = ()
+    _inputs: InputFetcher | None = None
 
     def __post_init__(self) -> None:
         if not hasattr(self.models, "get"):
@@ -57,6 +59,13 @@ class WorkerContext:
     def catalog(self) -> Catalog:
         """The models a job may name here, and the default one."""
         return self.models.catalog
+
+    @property
+    def inputs(self) -> InputFetcher:
+        """Init images and masks from the input store (its binary client made on first use)."""
+        if self._inputs is None:
+            self._inputs = InputFetcher(self.settings)
+        return self._inputs
 
     @property
     def stats_key(self) -> str:
@@ -154,7 +163,9 @@ class CatalogPublisher:
 
     def publish(self) -> None:
         ctx = self.ctx
-        published.publish_catalog(ctx.store.redis, ctx.worker_id, self.entries, self.ttl_s)
+        library = ctx.models.loras
+        loras = library.published() if library is not None else None  # rescanned: new files
+        published.publish_catalog(ctx.store.redis, ctx.worker_id, self.entries, self.ttl_s, loras)
 
     def start(self) -> None:
         self.publish()

@@ -21,12 +21,13 @@ HEALTH_CHECK_INTERVAL_S = 30
 MIN_SOCKET_TIMEOUT_S = 10.0
 
 
-def redis_client(settings: Settings, patient: bool = False) -> redis.Redis:
+def redis_client(settings: Settings, patient: bool = False, binary: bool = False) -> redis.Redis:
     """A client that fails fast when Redis is down instead of hanging the caller.
 
     patient (the worker's own writes): retry connection errors with backoff for about
     worker_redis_patience_s, so a Redis restart in the middle of a render costs a pause,
     not the finished image.
+    binary: replies stay bytes (the input store's PNGs); otherwise they are decoded as UTF-8.
     """
     options: dict[str, object] = {}
     if patient:
@@ -38,7 +39,7 @@ def redis_client(settings: Settings, patient: bool = False) -> redis.Redis:
         socket_connect_timeout=settings.broker_connect_timeout_s,
         socket_timeout=max(settings.broker_connect_timeout_s, MIN_SOCKET_TIMEOUT_S),
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        decode_responses=True,
+        decode_responses=not binary,
         **options,
     )
 

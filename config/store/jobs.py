@@ -1,12 +1,12 @@
 """Job records in Redis: one JSON value per job, plus sorted-set indexes for cheap listing.
 
 The writes are Lua scripts (config/store/lua/create*.lua, compare_and_set.lua), so a record,
-its index entries and its announcement change together or not at all.
+its index entries, its announcement and its entry in the event stream (config/store/events.py)
+change together or not at all.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import redis
@@ -15,14 +15,15 @@ from config import keys as names
 from config.errors import JobNotFound
 from config.records import JobRecord, JobStatus
 from config.settings import Settings
-from config.store import scripts
+from config.store import events, scripts
 from config.store.client import reachable, redis_client
 
 Mutation = Callable[[JobRecord], None]
 
 
 class JobStore:
-    """Reads and writes job records; every change is also published on the job's channel."""
+    """Reads and writes job records; every change is also published on the job's channel and
+    appended to the event stream."""
 
     def __init__(self, client: redis.Redis, ttl_s: int) -> None:
         self.redis = client
@@ -36,16 +37,19 @@ class JobStore:
     def create(self, record: JobRecord) -> bool:
         """Store a new record; False (and nothing written) if the id is already taken."""
         keys = [names.job_key(record.id), names.JOBS_INDEX, names.status_index(record.status.value)]
+        keys.append(names.EVENTS_STREAM)
         args: list[str | float] = [record.to_json(), self.ttl_s, record.created_at, record.id]
+        args += [events.CREATED, events.event_data(record, None), events.MAXLEN]
         with reachable():
             return bool(self.scripts.create(keys=keys, args=args))
 
     def create_many(self, records: list[JobRecord]) -> list[bool]:
         """Like create for each record, in one script call (a batch submit's chunk)."""
-        args: list[str | float] = [self.ttl_s, names.JOBS_INDEX]
+        args: list[str | float] = [self.ttl_s, names.JOBS_INDEX, names.EVENTS_STREAM]
+        args += [events.MAXLEN, events.CREATED]
         for record in records:
             args += [names.job_key(record.id), record.to_json(), record.created_at, record.id]
-            args.append(names.status_index(record.status.value))
+            args += [names.status_index(record.status.value), events.event_data(record, None)]
         with reachable():
             created = self.scripts.create_many(keys=[], args=args)
         return [bool(flag) for flag in created]
@@ -81,9 +85,12 @@ class JobStore:
                     key,
                     names.status_index(before.value),
                     names.status_index(record.status.value),
+                    names.EVENTS_STREAM,
                 ]
                 args: list[str | bytes | float] = [raw, record.to_json(), self.ttl_s, job_id]
-                args += [record.created_at, names.job_channel(job_id), _event(record)]
+                args += [record.created_at, names.job_channel(job_id)]
+                args += [events.event_data(record, before), events.kind_of(before, record.status)]
+                args.append(events.MAXLEN)
                 if self.scripts.compare_and_set(keys=keys, args=args):
                     return record
 
@@ -104,7 +111,3 @@ class JobStore:
             ids = [str(i) for i in self.redis.zrevrange(index, 0, max(limit, 1) - 1)]
             raws = self.redis.mget([names.job_key(i) for i in ids]) if ids else []
         return [JobRecord.from_json(raw) for raw in raws if raw is not None]
-
-
-def _event(record: JobRecord) -> str:
-    return json.dumps({"id": record.id, "status": record.status.value, "progress": record.progress})

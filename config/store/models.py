@@ -43,12 +43,19 @@ class WorkerModels:
     catalog: dict[str, dict[str, Any]]
     held: list[str] = field(default_factory=list)
     loads: list[ModelLoad] = field(default_factory=list)
+    # LoRA name -> what the worker read of it (family, cross_dim, size): worker/render/loras.py
+    loras: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def publish_catalog(
-    client: redis.Redis, worker_id: str, catalog_entries_json: str, ttl_s: float
+    client: redis.Redis,
+    worker_id: str,
+    catalog_entries_json: str,
+    ttl_s: float,
+    loras: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Publish (or refresh) what this worker can load: Catalog.to_json(), live for ttl_s."""
+    """Publish (or refresh) what this worker can load: Catalog.to_json() and its LoRAs, live
+    for ttl_s."""
     entries = json.loads(catalog_entries_json)
     if not isinstance(entries, dict) or not entries:
         raise ValueError("catalog_entries_json must be a non-empty JSON object: name -> entry")
@@ -59,6 +66,12 @@ def publish_catalog(
             names.catalog_key(worker_id),
             mapping={str(name): json.dumps(entry) for name, entry in entries.items()},
         )
+        pipe.delete(names.loras_key(worker_id))
+        if loras:
+            pipe.hset(
+                names.loras_key(worker_id),
+                mapping={name: json.dumps(info) for name, info in loras.items()},
+            )
         for key in _worker_keys(worker_id):
             pipe.expire(key, ttl)
         pipe.sadd(names.CATALOGS_INDEX, worker_id)
@@ -105,13 +118,24 @@ def live_workers(client: redis.Redis) -> list[WorkerModels]:
         pipe.hgetall(names.catalog_key(worker_id))
         pipe.smembers(names.held_key(worker_id))
         pipe.lrange(names.loads_key(worker_id), 0, LOADS_KEPT - 1)
+        pipe.hgetall(names.loras_key(worker_id))
     replies = pipe.execute() if ids else []
     found = []
     for n, worker_id in enumerate(ids):
-        catalog, held, loads = replies[3 * n : 3 * n + 3]
+        catalog, held, loads, loras = replies[4 * n : 4 * n + 4]
         if catalog:
-            found.append(_worker(worker_id, catalog, held, loads))
+            found.append(_worker(worker_id, catalog, held, loads, loras))
     return found
+
+
+def published_loras(client: redis.Redis) -> dict[str, dict[str, Any]]:
+    """LoRA name -> what its worker read of it, over every live worker (the first by id wins
+    a name), with `workers`: the ids of the workers that have it."""
+    union: dict[str, dict[str, Any]] = {}
+    for worker in live_workers(client):
+        for name, info in worker.loras.items():
+            union.setdefault(name, dict(info) | {"workers": []})["workers"].append(worker.worker)
+    return union
 
 
 def published_models(client: redis.Redis) -> dict[str, dict[str, Any]]:
@@ -141,13 +165,8 @@ def loaded_models(client: redis.Redis) -> dict[str, WorkerModels]:
     return {w.worker: w for w in live_workers(client)}
 
 
-def _worker(worker_id: str, catalog: dict, held: set, loads: list) -> WorkerModels:
-    entries = {}
-    for name, raw in catalog.items():
-        try:
-            entries[_text(name)] = json.loads(raw)
-        except ValueError:
-            continue  # not ours (written by hand): the rest still counts
+def _worker(worker_id: str, catalog: dict, held: set, loads: list, loras: dict) -> WorkerModels:
+    entries, lora_info = _json_values(catalog), _json_values(loras)
     recent = []
     for raw in loads:
         try:
@@ -155,11 +174,28 @@ def _worker(worker_id: str, catalog: dict, held: set, loads: list) -> WorkerMode
             recent.append(ModelLoad(str(item["model"]), float(item["load_s"]), float(item["at"])))
         except (ValueError, KeyError, TypeError):
             continue
-    return WorkerModels(worker_id, entries, sorted(_text(h) for h in held), recent)
+    return WorkerModels(worker_id, entries, sorted(_text(h) for h in held), recent, lora_info)
+
+
+def _json_values(mapping: dict) -> dict[str, dict[str, Any]]:
+    values = {}
+    for name, raw in mapping.items():
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            continue  # not ours (written by hand): the rest still counts
+        if isinstance(value, dict):
+            values[_text(name)] = value
+    return values
 
 
 def _worker_keys(worker_id: str) -> list[str]:
-    return [names.catalog_key(worker_id), names.held_key(worker_id), names.loads_key(worker_id)]
+    return [
+        names.catalog_key(worker_id),
+        names.held_key(worker_id),
+        names.loads_key(worker_id),
+        names.loras_key(worker_id),
+    ]
 
 
 def _prune(client: redis.Redis) -> None:

@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config import keys as names
+from config.images import InputImage
 from config.records import JobStatus
 from config.schema import JobSpec
+from config.settings import Settings
 from config.store import batches as bs
-from config.store import control
+from config.store import control, inputs
+from config.store.client import reachable, redis_client
 from producer.batches import file as batchfile
 from producer.client import Client, submit_grouped
 
@@ -33,24 +36,44 @@ class Submitted:
 def submit_batch(client: Client, path: Path, new: bool = False, grouped: bool = False) -> Submitted:
     """Expand the file and enqueue every job; the same file again returns the first batch.
 
-    grouped: send the jobs as group messages (producer/enqueue.py), so a CUDA worker renders
-    compatible jobs in one forward pass; each job keeps its own record, seed and file.
+    Every row is checked (inputs read, templates filled) before anything is written; the
+    inputs reach the input store before any record or message. grouped: send the jobs as
+    group messages (producer/enqueue.py), so a CUDA worker renders compatible jobs in one
+    forward pass; each job keeps its own record, seed and file.
     """
     batch = batchfile.load(path)
-    r = client.store.redis
-    if not new and (known := r.get(names.batch_digest_key(batch.digest))):
-        return Submitted(str(known), bs.load_batch(r, str(known)).total, 0, True)
     batch_id = new_batch_id(batch.name)
-    specs = batchfile.expand(batch, client.settings, batch_id, client.catalog)
+    made = batchfile.expand_batch(batch, client.settings, batch_id, client.catalog, client.loras)
+    r = client.store.redis
+    digest_key = names.batch_digest_key(made.digest)
+    if not new and (known := r.get(digest_key)):
+        return Submitted(str(known), bs.load_batch(r, str(known)).total, 0, True)
+    # Before the claim: inputs are stored by content, so storing one twice is harmless, and a
+    # claim must never name a batch whose inputs failed to arrive.
+    store_inputs(client.settings, made.inputs)
     ttl = client.settings.record_ttl_s
     # Claimed before anything is written, so two submits racing make one batch, not two.
-    if not r.set(names.batch_digest_key(batch.digest), batch_id, nx=not new, ex=ttl):
-        known = str(r.get(names.batch_digest_key(batch.digest)))
+    if not r.set(digest_key, batch_id, nx=not new, ex=ttl):
+        known = str(r.get(digest_key))
         return Submitted(known, bs.load_batch(r, known).total, 0, True)
     begin = time.perf_counter()
-    _write_batch(client, batch, batch_id, specs)
+    _write_batch(client, batch, batch_id, made)
+    specs = made.specs
     created = submit_grouped(client, specs) if grouped else client.submit_many(specs)
     return Submitted(batch_id, len(specs), len(created), False, time.perf_counter() - begin)
+
+
+def store_inputs(settings: Settings, images: list[InputImage]) -> None:
+    """Put a batch's init images and masks in the input store (their TTL restarts)."""
+    if not images:
+        return
+    binary = redis_client(settings, binary=True)  # PNG bytes are not UTF-8
+    try:
+        with reachable():
+            for image in images:
+                inputs.put(binary, image, settings.input_ttl_s)
+    finally:
+        binary.close()
 
 
 def new_batch_id(name: str) -> str:
@@ -59,18 +82,21 @@ def new_batch_id(name: str) -> str:
 
 
 def _write_batch(
-    client: Client, batch: batchfile.BatchFile, batch_id: str, specs: list[JobSpec]
+    client: Client, batch: batchfile.BatchFile, batch_id: str, made: batchfile.Expansion
 ) -> None:
+    specs = made.specs
     first = specs[0]
     record = bs.BatchRecord(
         id=batch_id,
         name=batch.name,
         source=str(batch.path.resolve()),
-        digest=batch.digest,
+        digest=made.digest,
         created_at=first.created_at,
         total=len(specs),
         priority=first.priority,
         queue=first.queue,
+        expander=made.expander,
+        notify=batch.notify,
     )
     ttl = client.settings.record_ttl_s
     with client.store.redis.pipeline() as pipe:

@@ -41,6 +41,7 @@ _ASCII_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)
 # A JSON string (escapes included), or one bracket; a string followed by ':' is a key.
 _JSON_TOKEN = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"(\s*:)?|[\[{\]}]')
 _CSV_INTS = {"seed", "steps", "width", "height", "images", "priority"}
+_CSV_FLOATS = {"guidance", "strength", "hires"}  # hires: a number is its scale (shorthand.py)
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,12 @@ def read_capped(target: Path, limit: int, field: str, shown: object) -> bytes:
     finally:
         os.close(fd)
     if max(info.st_size, len(raw)) > limit:
-        raise InvalidInput(field, shown, f"larger than {limit // 2**20} MiB")
+        raise InvalidInput(field, shown, f"larger than {_size(limit)}")
     return raw
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit} bytes"
 
 
 def utf8_text(raw: bytes, field: str, shown: object) -> str:
@@ -233,6 +238,6 @@ def _csv_value(key: str, text: str) -> Any:
     text = text.strip()
     if key in _CSV_INTS and _ASCII_INT.fullmatch(text):
         return int(text)
-    if key == "guidance" and len(text) <= MAX_NUMBER_CHARS and _ASCII_FLOAT.fullmatch(text):
+    if key in _CSV_FLOATS and len(text) <= MAX_NUMBER_CHARS and _ASCII_FLOAT.fullmatch(text):
         return float(text)
     return text

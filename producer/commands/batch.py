@@ -1,4 +1,8 @@
-"""`nightshift batch submit|status|list|cancel|retry|report`: overnight batches from a file."""
+"""`nightshift batch submit|status|list|cancel|retry|report`: overnight batches from a file.
+
+`batch status --json` prints a BatchView: the batch as submitted and where it stands, one
+object a line, its JSON Schema published by `nightshift schema batch`.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,14 @@ import importlib
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from pydantic import ConfigDict, Field
 
 from config.errors import BrokerUnavailable
 from config.models import default_catalog
-from config.records import JobStatus
+from config.records import PUBLISHED, JobStatus, json_line, schema_of
+from config.store.batches import BatchRecord
 from producer.batches import file as batchfile
 from producer.batches.actions import (
     BatchStatus,
@@ -47,6 +55,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("batch_id")
     p.add_argument("--watch", action="store_true", help="redraw until the batch ends")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print it as one JSON object (`nightshift schema batch`); with --watch, one a line "
+        "until the batch ends",
+    )
     p.set_defaults(handler=cmd_status)
     p = bsub.add_parser("list", help="recent batches, newest first")
     p.add_argument("--limit", type=int, default=20)
@@ -85,12 +99,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _dry_run(client: Client, path: Path) -> int:
+    """Everything a submit checks (every row, its inputs read, its templates filled), and
+    nothing stored or queued."""
     batch = batchfile.load(path)
     try:
-        catalog = client.catalog
+        catalog, loras = client.catalog, client.loras
     except BrokerUnavailable:  # a dry run needs no Redis: only the models published there
-        catalog = default_catalog(client.settings)
-    specs = batchfile.expand(batch, client.settings, new_batch_id(batch.name), catalog)
+        catalog, loras = default_catalog(client.settings), None
+    made = batchfile.expand_batch(batch, client.settings, new_batch_id(batch.name), catalog, loras)
+    specs = made.specs
     print(f"{path}: {len(specs)} jobs (nothing enqueued)")
     for spec in specs[:SAMPLE_JOBS]:
         print(
@@ -99,6 +116,10 @@ def _dry_run(client: Client, path: Path) -> int:
         )
     if len(specs) > SAMPLE_JOBS:
         print(f"  … and {len(specs) - SAMPLE_JOBS} more")
+    if made.expander is not None:
+        print(f"wildcards: {made.expander}")
+    if made.inputs:
+        print(f"inputs: {len(made.inputs)} images checked (stored at submit)")
     try:
         seconds = estimate_s(client, specs)
     except BrokerUnavailable:
@@ -111,17 +132,57 @@ def _dry_run(client: Client, path: Path) -> int:
     return 0
 
 
+class BatchView(BatchRecord):
+    """A Nightshift batch as `nightshift batch status --json` prints it: the batch as
+    submitted (the fields before `counts`), then where it stands. Times are Unix seconds by
+    the Redis server's clock; a field is never left out, null when not known (yet)."""
+
+    model_config = PUBLISHED | ConfigDict(title="Nightshift batch status")
+
+    counts: dict[JobStatus, int] = Field(description="its jobs by status, every status listed")
+    ended: int = Field(description="jobs that succeeded, failed or were cancelled")
+    images_done: int = Field(description="images written by the jobs that succeeded")
+    images_per_minute: float | None = Field(description="null until a job has ended")
+    eta_s: float | None = Field(description="seconds left at the speed so far; 0 once done")
+    done: bool = Field(description="every job has ended")
+    reports: int = Field(description="how many times its report (gallery, manifest) was written")
+    first_started_at: float | None = Field(description="when its first job started")
+    last_finished_at: float | None = Field(description="when its latest job ended")
+
+    @classmethod
+    def of(cls, status: BatchStatus) -> BatchView:
+        return cls(
+            **status.batch.model_dump(),
+            counts={s: status.counts[s] for s in JobStatus},
+            ended=status.ended,
+            images_done=status.images_done,
+            images_per_minute=status.images_per_minute(),
+            eta_s=status.eta_s(),
+            done=status.done,
+            reports=status.reports,
+            first_started_at=status.first_start,
+            last_finished_at=status.last_end,
+        )
+
+
+def status_schema() -> dict[str, Any]:
+    """The JSON Schema of `batch status --json` (`nightshift schema batch`)."""
+    return schema_of(BatchView)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     client = Client.from_env()
     while True:
         status = batch_status(client, args.batch_id)
-        text = describe_status(status)
-        if not args.watch:
-            print(text)
-            return 0
-        sys.stdout.write("\x1b[2J\x1b[H" + text + "\n")
-        sys.stdout.flush()
-        if status.done:
+        if args.json:
+            # A line per poll, never a redraw: a script reads it as it comes (`jq .ended`).
+            print(json_line(BatchView.of(status)), flush=True)
+        elif args.watch:
+            sys.stdout.write("\x1b[2J\x1b[H" + describe_status(status) + "\n")
+            sys.stdout.flush()
+        else:
+            print(describe_status(status))
+        if not args.watch or status.done:
             return 0
         time.sleep(args.interval)
 

@@ -25,7 +25,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("deadletter", help="jobs given up after killing their worker")
     actions = parser.add_subparsers(dest="deadletter_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="list dead-lettered jobs, oldest first")
-    listing.add_argument("--json", action="store_true", help="one JSON record per line")
+    listing.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON record a line (`nightshift schema record`); with --malformed, one message",
+    )
     listing.add_argument(
         "--malformed", action="store_true", help="messages refused at the door, newest first"
     )

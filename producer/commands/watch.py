@@ -3,6 +3,10 @@
 watch reads only what is cheap: the running jobs' records, the broker's queue lists (one
 LLEN per priority level and model: `mps@sdxl priority 3: 12`), and the newest finished records
 through the status indexes.
+
+On a terminal it is drawn with rich: panels that fill the terminal and follow its size (side by
+side when wide, stacked when narrow), a colour per status. Anywhere else (a pipe, a file, a
+test) it prints the plain frame of render_snapshot, which tools may read.
 """
 
 from __future__ import annotations
@@ -12,13 +16,30 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from rich.console import Console, Group, RenderableType
+from rich.layout import Layout
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
 from config.records import JobRecord, JobStatus
 from config.store.broker import queue_depths, queue_names
 from producer.client import Client
 from producer.console import bar_text, short_prompt, took
 
 RATE_WINDOW_S = 600.0
-CLEAR = "\x1b[H\x1b[2J"
+# Below this many columns the panels stack; from it on, finished jobs sit beside the rest.
+WIDE_COLUMNS = 110
+REDRAWS_PER_S = 4  # how soon a resized terminal is redrawn; Redis is read every --interval
+STATUS_STYLES = {
+    JobStatus.QUEUED: "blue",
+    JobStatus.STARTED: "cyan",
+    JobStatus.SUCCEEDED: "green",
+    JobStatus.FAILED: "bold red",
+    JobStatus.CANCELLED: "yellow",
+}
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -88,10 +109,116 @@ def _finished_line(r: JobRecord) -> str:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     client = Client.from_env()
-    tty = sys.stdout.isatty()
+    if sys.stdout.isatty():
+        return _watch_live(client, args)
     while True:
-        frame = render_snapshot(take_snapshot(client, args.recent))
-        print((CLEAR if tty else "") + frame, flush=True)
+        print(render_snapshot(take_snapshot(client, args.recent)), flush=True)
         if args.once:
             return 0
         time.sleep(args.interval)
+
+
+class _Latest:
+    """The newest snapshot: read by rich's redraw thread, replaced every --interval."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+
+
+def _watch_live(client: Client, args: argparse.Namespace) -> int:
+    console = Console()
+    latest = _Latest(take_snapshot(client, args.recent))
+    if args.once:
+        console.print(rich_panels(latest.snap))
+        return 0
+    # The redraws follow the terminal's size; only the snapshot waits for --interval.
+    with Live(
+        console=console,
+        screen=True,
+        refresh_per_second=REDRAWS_PER_S,
+        get_renderable=lambda: rich_frame(latest.snap, console.width),
+    ):
+        while True:
+            time.sleep(args.interval)
+            latest.snap = take_snapshot(client, args.recent)
+
+
+def rich_frame(snap: Snapshot, width: int) -> Layout:
+    """The whole terminal: a header line, then running and queued beside finished when the
+    terminal is wide, all three stacked when it is narrow."""
+    running = Layout(_running_panel(snap), size=2 + max(1, 2 * len(snap.running)))
+    queued, finished = Layout(_queued_panel(snap)), Layout(_finished_panel(snap))
+    body = Layout()
+    if width >= WIDE_COLUMNS:
+        left = Layout(ratio=3)
+        left.split_column(running, queued)
+        finished.ratio = 2
+        body.split_row(left, finished)
+    else:
+        body.split_column(running, queued, finished)
+    frame = Layout()
+    frame.split_column(Layout(_header(snap), size=1), body)
+    return frame
+
+
+def rich_panels(snap: Snapshot) -> Group:
+    """The same panels one under the other, as tall as they need: `watch --once`."""
+    return Group(_header(snap), _running_panel(snap), _queued_panel(snap), _finished_panel(snap))
+
+
+def _header(snap: Snapshot) -> Text:
+    text = Text("nightshift", style="bold")
+    text.append(f"  {time.strftime('%H:%M:%S', time.localtime(snap.taken_at))}")
+    text.append(f"   {snap.images_per_minute:.1f} images/min over 10 min", style="green")
+    return text
+
+
+def _running_panel(snap: Snapshot) -> Panel:
+    if not snap.running:
+        return Panel(Text("(idle)", style="dim"), title="running", title_align="left")
+    grid = Table.grid(padding=(0, 1), expand=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+    for r in snap.running:
+        grid.add_row(Text(r.id, style=STATUS_STYLES[r.status]), r.spec.prompt)
+        grid.add_row(*_progress(r))
+    return Panel(grid, title="running", title_align="left", border_style="cyan")
+
+
+def _progress(r: JobRecord) -> tuple[RenderableType, RenderableType]:
+    p = r.progress
+    if not p or not p.get("steps"):
+        return Text("starting", style="cyan"), Text("")
+    label = Text(f"image {p['image']}/{p['images']}  step {p['step']}/{p['steps']}")
+    return label, ProgressBar(total=p["steps"], completed=p["step"])
+
+
+def _queued_panel(snap: Snapshot) -> Panel:
+    waiting = {k: n for k, n in snap.queued.items() if n}
+    if not waiting:
+        body: RenderableType = Text("(empty)", style="dim")
+    else:
+        table = Table(box=None, expand=True, pad_edge=False)
+        table.add_column("queue", style="blue", no_wrap=True, overflow="ellipsis")
+        table.add_column("priority", justify="right")
+        table.add_column("jobs", justify="right", style="bold")
+        for (queue, priority), n in sorted(waiting.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            table.add_row(queue, str(priority), str(n))
+        body = table
+    return Panel(body, title="queued (priority 0 first)", title_align="left", border_style="blue")
+
+
+def _finished_panel(snap: Snapshot) -> Panel:
+    if not snap.finished:
+        body: RenderableType = Text("(none yet)", style="dim")
+    else:
+        table = Table(box=None, expand=True, pad_edge=False)
+        table.add_column("job", no_wrap=True, overflow="ellipsis", style="dim")
+        table.add_column("status", no_wrap=True)
+        table.add_column("took", justify="right", no_wrap=True)
+        table.add_column("prompt", ratio=1, no_wrap=True, overflow="ellipsis")
+        for r in snap.finished:
+            status = Text(r.status.value, style=STATUS_STYLES[r.status])
+            table.add_row(r.id, status, took(r), r.spec.prompt)
+        body = table
+    return Panel(body, title="finished", title_align="left", border_style="green")

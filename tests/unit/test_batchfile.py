@@ -11,7 +11,8 @@ import pytest
 from config.errors import InvalidInput, InvalidJob
 from config.settings import Settings
 from producer.batches import file as batchfile
-from producer.batches.file import count_jobs, expand, fill_wildcards, load
+from producer.batches.file import count_jobs, expand, load
+from producer.batches.wildcards import expand_one
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,7 +78,8 @@ def test_wildcards_are_filled_from_the_seed_and_the_filled_prompt_is_stored(
     assert {s.prompt.split()[1] for s in specs} == {"red", "green", "blue"}
     again = expand(load(path), plain, "b")
     assert [s.prompt for s in specs] == [s.prompt for s in again]  # deterministic per seed
-    assert fill_wildcards("{a|b}", 3) == fill_wildcards("{a|b}", 3)
+    template = "a {red|green|blue} {cat|dog}"  # each job: the single-prompt expansion of its seed
+    assert [s.prompt for s in specs] == [expand_one(template, s.seed, plain) for s in specs]
 
 
 def test_jsonl_and_csv_rows_are_jobs_with_their_own_overrides(tmp_path, plain) -> None:

@@ -19,22 +19,28 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "diffusers")
 EVERY_COMMAND = [
     "submit",
+    "replay",
     "status",
     "jobs",
     "run",
     "worker",
     "model",
     "models",
+    "loras",
     "flower",
     "watch",
     "cancel",
     "metrics",
+    "api",
+    "token",
     "deadletter",
     "batch",
     "pause",
     "resume",
     "doctor",
     "service",
+    "schema",
+    "completion",
 ]
 
 

@@ -212,7 +212,7 @@ def a_spec() -> JobSpec:
 
 
 def test_non_finite_latents_fail_with_the_non_finite_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    renderer = a_renderer(monkeypatch, _denoise=lambda run, slicing: _Tensor(False))
+    renderer = a_renderer(monkeypatch, _denoise=lambda run, stage, safer: _Tensor(False))
     with pytest.raises(RenderFailed, match="non-finite latents") as failed:
         renderer.render(a_spec())
     assert failed.value.code is ErrorCode.NON_FINITE
@@ -221,7 +221,7 @@ def test_non_finite_latents_fail_with_the_non_finite_code(monkeypatch: pytest.Mo
 def test_non_finite_pixels_fail_with_the_non_finite_code(monkeypatch: pytest.MonkeyPatch) -> None:
     renderer = a_renderer(
         monkeypatch,
-        _denoise=lambda run, slicing: _Tensor(True),
+        _denoise=lambda run, stage, safer: _Tensor(True),
         _decode=lambda latents, float32: _Tensor(False),
     )
     with pytest.raises(RenderFailed, match="non-finite decoded pixels") as failed:
@@ -234,7 +234,7 @@ def test_an_all_black_picture_fails_with_the_black_image_code(
 ) -> None:
     renderer = a_renderer(
         monkeypatch,
-        _denoise=lambda run, slicing: _Tensor(True),
+        _denoise=lambda run, stage, safer: _Tensor(True),
         _decode=lambda latents, float32: _Tensor(True),
         _finish=lambda decoded: ([Image.new("RGB", (8, 8))], [False]),
     )
@@ -251,8 +251,8 @@ def test_running_out_of_memory_fails_at_once_with_its_code(
 ) -> None:
     calls = []
 
-    def denoise(run: Any, slicing: bool) -> Any:
-        calls.append(slicing)
+    def denoise(run: Any, stage: Any, safer: bool) -> Any:
+        calls.append(safer)
         raise RuntimeError(message)
 
     renderer = a_renderer(monkeypatch, _denoise=denoise)
@@ -263,7 +263,7 @@ def test_running_out_of_memory_fails_at_once_with_its_code(
 
 
 def test_any_other_runtime_error_is_left_to_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
-    def denoise(run: Any, slicing: bool) -> Any:
+    def denoise(run: Any, stage: Any, safer: bool) -> Any:
         raise RuntimeError("expected scalar type Half")
 
     with pytest.raises(RuntimeError, match="scalar type Half"):

@@ -36,10 +36,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
         Window.parse(args.window)  # a bad window fails here, with the flag's value
         os.environ["NIGHTSHIFT_WORKER_WINDOW"] = args.window
     settings = Settings.from_env()  # what worker.app will read too, flags included
+    from worker import logs
+
+    # Before the app loads and Celery sets its logging up: the formatter and the libraries'
+    # quiet switches must be in place when the first line is written.
+    logs.install(settings.log_format)
     from worker.app import app
 
+    # A log shipper reads one JSON object a line: no banner (Celery prints it, not logs it).
+    # --quiet is an option of `celery`, so it goes before the `worker` sub-command.
+    quiet = ["--quiet"] if settings.log_format == "json" else []
     app.worker_main(
         [
+            *quiet,
             "worker",
             "--queues",
             ",".join(settings.queue_list),

@@ -28,6 +28,7 @@ HOOKS: tuple[str, ...] = (
     "worker.hooks.revoke",  # parent+child: Flower's revoke and terminate become cancels
     "worker.hooks.metrics",  # child: per-job counters after each task
     "worker.hooks.report",  # child: the morning report when a batch's last job ends
+    "worker.hooks.notify",  # parent+child: failed jobs into the outbox; the sender delivers it
     "worker.hooks.memory",  # parent+child: MPS cap before forking; guard and recycle, last
 )
 

@@ -8,6 +8,8 @@ Every way a job ends is counted: through its task (success, failure, time limit,
 dead letter, a cancel of a queued job, whose message still runs) after the task, here;
 without its task running, by the parent that ended it (`count_ended`): a revoked message
 Celery discards (worker/hooks/revoke.py), a message refused at the door (inbound.py).
+`count_ended` also notes such a job's failure for notification (worker/notify/events.py; the
+child's after-task hook, worker/hooks/notify.py, notes the others).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from config.store import JobStore
 from config.store import batches as bs
 from worker.hooks.metrics import count_job
 from worker.jobs.messages import job_payloads
+from worker.notify.events import note_failed
 from worker.report.writer import write_report
 
 logger = logging.getLogger(__name__)
@@ -64,5 +67,9 @@ def count_ended(store: JobStore, settings: Settings, record: JobRecord) -> None:
         count_job(SimpleNamespace(store=store, settings=settings), record.id)
     except Exception:  # metrics must never stop the batch's count
         logger.exception("could not update job metrics for job %s", record.id)
+    try:
+        note_failed(store.redis, settings, record)
+    except Exception:  # a notification must never stop the batch's count
+        logger.exception("could not note the failure of job %s for notification", record.id)
     if record.spec.batch_id:
         job_ended(store.redis, settings, record.spec.batch_id, record.id)

@@ -45,7 +45,7 @@ from worker.runtime import WorkerContext
 
 logger = logging.getLogger(__name__)
 
-GroupKey = tuple[str, int, int, int, float, str, bool]
+GroupKey = tuple[str, int, int, int, float, str, bool, tuple[tuple[str, float], ...]]
 SAVE_THREADS = 8
 
 
@@ -67,14 +67,17 @@ def check_group(payloads: object, max_size: int) -> list[object]:
 def group_key(spec: JobSpec) -> GroupKey | None:
     """Jobs with equal keys can share a pass; None: this job always renders alone.
 
-    One pass is one model. And jobs with and without a negative prompt never share one: SDXL
+    One pass is one model with one set of LoRAs at the same weights (adapters are the model's
+    state, not an image's). Jobs with and without a negative prompt never share one: SDXL
     encodes an empty negative prompt as zeros, which a pass can do for all its images or none.
+    img2img, inpainting and hires jobs render alone: each has its own input or second pass.
     """
-    if spec.images != 1:
+    if spec.images != 1 or spec.mode != "txt2img" or spec.hires is not None:
         return None
     no_negative = not (spec.negative_prompt or spec.negative_prompt_2)
     size_steps = (spec.width, spec.height, spec.steps, spec.guidance)
-    return (spec.model or "", *size_steps, spec.scheduler or "", no_negative)
+    loras = tuple((lora.name, lora.weight) for lora in spec.loras)
+    return (spec.model or "", *size_steps, spec.scheduler or "", no_negative, loras)
 
 
 def allowed_sizes(ctx: WorkerContext) -> tuple[int, ...]:

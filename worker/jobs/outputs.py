@@ -10,7 +10,6 @@ real name, and never through a link.
 from __future__ import annotations
 
 import json
-import os
 import time
 from functools import partial
 from pathlib import Path
@@ -18,8 +17,12 @@ from typing import Any
 
 from PIL.PngImagePlugin import PngInfo
 
+from config import infotext
 from config.schema import JobSpec
 from worker.jobs.files import is_link, write_private
+
+# The old name of config/infotext.py's writer (tests/render/test_model_cache.py still uses it).
+a1111_parameters = infotext.parameters
 
 
 def job_folder(results_root: Path, spec: JobSpec) -> Path:
@@ -39,32 +42,6 @@ def output_paths(results_root: Path, spec: JobSpec) -> list[Path]:
     return paths
 
 
-def a1111_parameters(
-    spec: JobSpec, seed: int, sampler: str, model: str, model_hash: str | None = None
-) -> str:
-    """AUTOMATIC1111's `parameters` text, the format other tools read back.
-
-    `Model` is the catalog name; `Model hash` is A1111's short hash (worker/render/model_hash.py:
-    the first 10 hex of the sha256 of the UNet weights file, a diffusers folder's stand-in for
-    A1111's checkpoint file), before `Model` as A1111 writes them.
-    """
-    lines = [spec.prompt]
-    if spec.negative_prompt:
-        lines.append(f"Negative prompt: {spec.negative_prompt}")
-    fields = [
-        f"Steps: {spec.steps}",
-        f"Sampler: {sampler}",
-        f"CFG scale: {spec.guidance:g}",
-        f"Seed: {seed}",
-        f"Size: {spec.width}x{spec.height}",
-        *([f"Model hash: {model_hash}"] if model_hash else []),
-        f"Model: {Path(model).name if os.sep in model else model}",
-        f"Job id: {spec.id}",
-    ]
-    lines.append(", ".join(fields))
-    return "\n".join(lines)
-
-
 def png_info(
     spec: JobSpec,
     seed: int,
@@ -74,12 +51,14 @@ def png_info(
     model_hash: str | None = None,
     family: str = "",
     conditioning: dict[str, Any] | None = None,
+    lora_hashes: dict[str, str] | None = None,
 ) -> PngInfo:
-    """The PNG's text chunks: A1111's `parameters`, and the whole job as JSON (`nightshift`),
-    with the model's family and what the pass was conditioned on (SDXL's size conditioning)."""
+    """The PNG's text chunks: A1111's `parameters` (config/infotext.py), and the whole job as
+    JSON (`nightshift`), with the model's family, what the pass was conditioned on (SDXL's size
+    conditioning) and the hashes of the model and of the LoRAs applied (name -> short hash)."""
     info = PngInfo()
-    # iTXt: UTF-8, so prompts in any script survive.
-    info.add_itxt("parameters", a1111_parameters(spec, seed, sampler, model, model_hash))
+    text = infotext.parameters(spec, seed, sampler, model, model_hash, lora_hashes)
+    add_text_chunk(info, "parameters", text)
     extra: dict[str, Any] = {"image_seed": seed}
     if family:
         extra["model_family"] = family
@@ -87,8 +66,22 @@ def png_info(
         extra["model_hash"] = model_hash
     if conditioning:
         extra["size_conditioning"] = conditioning
-    info.add_itxt("nightshift", json.dumps(spec.model_dump(mode="json") | extra))
+    if lora_hashes:
+        extra["lora_hashes"] = lora_hashes
+    # iTXt: UTF-8 by definition, whatever json.dumps is told about ASCII. Not the notify
+    # targets: pictures travel, and a webhook URL may carry a token.
+    job = spec.model_dump(mode="json", exclude={"notify"})
+    info.add_itxt("nightshift", json.dumps(job | extra))
     return info
+
+
+def add_text_chunk(info: PngInfo, key: str, text: str) -> None:
+    """tEXt when the text is Latin-1 (what tEXt holds), else iTXt (UTF-8), as A1111 saves it:
+    the oldest readers know only tEXt, and a prompt in Arabic or Japanese must still survive."""
+    try:
+        info.add_text(key, text.encode("latin-1"))
+    except UnicodeEncodeError:
+        info.add_itxt(key, text)
 
 
 def save_png(image: Any, path: Path, info: PngInfo) -> None:

@@ -20,9 +20,11 @@ from config import records
 from config.errors import (
     BrokerUnavailable,
     ErrorCode,
+    InputMissing,
     InvalidJob,
     JobCancelled,
     JobNotFound,
+    LoraUnavailable,
     ModelUnavailable,
     RenderFailed,
 )
@@ -31,7 +33,7 @@ from config.records import JobRecord, JobStatus, RenderInfo
 from config.schema import JobSpec, Limits, parse_job
 from worker.jobs import deadletter, fencing
 from worker.jobs.outputs import output_paths, outputs_complete, png_info, save_png
-from worker.render.renderer import Renderer, RenderResult
+from worker.render.renderer import Inputs, Renderer, RenderResult
 from worker.runtime import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -54,11 +56,13 @@ def render_started(spec: JobSpec, ctx: WorkerContext) -> JobRecord:
     reporter = ProgressReporter(ctx, spec)
     try:
         renderer, load_s = pick_renderer([spec], ctx)
-        result = renderer.render(spec, on_step=reporter, should_stop=CancelCheck(ctx, spec.id))
+        inputs = Inputs(*ctx.inputs.images(spec)) if spec.init_image else None
+        stop = CancelCheck(ctx, spec.id)
+        result = renderer.render(spec, on_step=reporter, should_stop=stop, inputs=inputs)
     except JobCancelled as exc:
         return record_cancelled(ctx, spec.id, str(exc))
-    except (RenderFailed, ModelUnavailable, InvalidJob) as exc:
-        # A model that cannot load fails this job only: the worker and its other models go on.
+    except (RenderFailed, ModelUnavailable, LoraUnavailable, InputMissing, InvalidJob) as exc:
+        # A model, LoRA or input that is not there fails this job only: the worker goes on.
         fail_job(spec.id, ctx, str(exc), exc.code)
         raise
     result.model_load_s = None if load_s is None else round(load_s, 3)
@@ -195,6 +199,7 @@ def _png_info(spec: JobSpec, seed: int, result: RenderResult, ctx: WorkerContext
         model_hash=result.model_hash,
         family=result.family,
         conditioning=result.conditioning,
+        lora_hashes=result.lora_hashes,
     )
 
 

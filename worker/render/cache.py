@@ -29,6 +29,7 @@ from worker.host.memory_guard import MemoryProbe
 from worker.render import fastpath
 from worker.render.device import GB, DevicePlan
 from worker.render.families import family
+from worker.render.loras import Adapters, LoraLibrary
 from worker.render.model_hash import model_hash
 from worker.render.pipeline import check_entry, load_model
 from worker.render.renderer import Renderer
@@ -81,6 +82,7 @@ class Models(Protocol):
     """What a worker context renders with: a renderer by model name, from its catalog."""
 
     catalog: Catalog
+    loras: LoraLibrary | None  # the LoRA files its renderers can load; None: none
 
     def get(self, name: str) -> tuple[Renderer, float | None]: ...
 
@@ -104,6 +106,7 @@ class ModelCache:
         self.on_change = on_change
         self._held: OrderedDict[str, Held] = OrderedDict()
         self._sizes: dict[str, int] = {}  # measured at an earlier load: room made before this one
+        self.loras: LoraLibrary | None = LoraLibrary(settings.lora_paths)
 
     @property
     def held(self) -> list[str]:
@@ -168,6 +171,13 @@ class ModelCache:
         size = pipeline_bytes(loaded.pipe)
         load_s = time.perf_counter() - begin
         fast = fastpath.apply(renderer, self.settings, self.plan)  # compiles here, not in jobs
+        if fast.enabled:
+            # PEFT would wrap the compiled UNet's projections (recompiling for minutes inside
+            # a job) and cannot wrap the fused QKV ones at all: LoRAs take the eager path.
+            renderer.no_lora_reason = "LoRAs need NIGHTSHIFT_FAST_PATH=false on this cuda worker"
+        else:
+            assert self.loras is not None
+            renderer.adapters = Adapters(loaded.pipe, self.loras, self.settings.lora_cache)
         if self.settings.warmup:
             renderer.warm_up()
         ready_s = time.perf_counter() - begin
@@ -231,6 +241,7 @@ class PinnedModel:
 
     def __init__(self, renderer: Any, catalog: Catalog) -> None:
         self.renderer, self.catalog = renderer, catalog
+        self.loras: LoraLibrary | None = None
 
     def get(self, name: str) -> tuple[Renderer, float | None]:
         return self.renderer, None

@@ -95,7 +95,7 @@ def load_model(entry: ModelEntry, settings: Settings, plan: DevicePlan) -> Loade
     check_entry(entry, settings)
     traits = family(entry.family)
     source = resolve_source(entry, settings)
-    kwargs: dict[str, Any] = {_dtype_kwarg(): getattr(torch, plan.dtype)}
+    kwargs: dict[str, Any] = {dtype_kwarg(): getattr(torch, plan.dtype)}
     if traits.safety_checker and not settings.safety_checker:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     variant = FP16 if plan.half and _has_fp16_variant(source) is not False else None
@@ -133,7 +133,7 @@ def load_pipeline(settings: Settings, plan: DevicePlan, entry: ModelEntry | None
     return load_model(entry, settings, plan).pipe
 
 
-def _dtype_kwarg() -> str:
+def dtype_kwarg() -> str:
     from diffusers.pipelines import pipeline_utils
 
     # Newer diffusers renamed torch_dtype to dtype (the old name warns); older ones know only

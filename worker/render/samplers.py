@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-# job name -> (diffusers class, extra config, A1111 sampler label)
+from config.infotext import SAMPLER_LABELS
+
+# job name -> (diffusers class, extra config, A1111 sampler label). The labels are
+# config/infotext.py's, which reads them back from any PNG.
 SCHEDULERS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "pndm": ("PNDMScheduler", {}, "PLMS"),
-    "ddim": ("DDIMScheduler", {}, "DDIM"),
-    "euler": ("EulerDiscreteScheduler", {}, "Euler"),
-    "euler_a": ("EulerAncestralDiscreteScheduler", {}, "Euler a"),
-    "dpmpp_2m": ("DPMSolverMultistepScheduler", {}, "DPM++ 2M"),
-    "lms": ("LMSDiscreteScheduler", {}, "LMS"),
+    "pndm": ("PNDMScheduler", {}, SAMPLER_LABELS["pndm"]),
+    "ddim": ("DDIMScheduler", {}, SAMPLER_LABELS["ddim"]),
+    "euler": ("EulerDiscreteScheduler", {}, SAMPLER_LABELS["euler"]),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}, SAMPLER_LABELS["euler_a"]),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {}, SAMPLER_LABELS["dpmpp_2m"]),
+    "lms": ("LMSDiscreteScheduler", {}, SAMPLER_LABELS["lms"]),
 }
 _LABELS = {cls: label for cls, _, label in SCHEDULERS.values()}
 

@@ -66,3 +66,34 @@ def write_tiny_model(target: Path, seed: int = 0, family_name: str = DEFAULT) ->
             raise
     logger.info("wrote tiny random-weight %s model to %s", family_name, target)
     return target
+
+
+def write_tiny_lora(
+    folder: Path, name: str, family_name: str = DEFAULT, seed: int = 0, rank: int = 4
+) -> Path:
+    """Write a random LoRA for the tiny pipeline of that family, saved with diffusers' own
+    `save_lora_weights` (the format `load_lora_weights` reads), as `<folder>/<name>.safetensors`.
+
+    Its A and B matrices both start random (PEFT's init_lora_weights=False; a trained LoRA's B
+    starts at zero), so applying it changes the picture visibly.
+    """
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = build_tiny_pipeline(seed, family_name)
+    pipe.unet.add_adapter(
+        LoraConfig(
+            r=rank,
+            lora_alpha=rank,
+            init_lora_weights=False,
+            target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+        )
+    )
+    folder = folder.expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = get_peft_model_state_dict(pipe.unet)
+    type(pipe).save_lora_weights(
+        folder, unet_lora_layers=weights, weight_name=f"{name}.safetensors", safe_serialization=True
+    )
+    logger.info("wrote tiny random %s LoRA %s to %s", family_name, name, folder)
+    return folder / f"{name}.safetensors"

@@ -1,10 +1,11 @@
 """Model families: what differs between SD 1.5, SD 2.x and SDXL, one small module each.
 
 The Renderer is one for all of them; a family module supplies what differs: the diffusers
-pipeline class, the extra call arguments (SDXL's second prompts and size conditioning), how
-latents are decoded, whether a safety checker comes with it, and a tiny random-weight
-pipeline for tests. SD3 or FLUX would be a new module here (and its entry in
-config/models.py's FAMILIES), not a new renderer.
+pipeline classes (txt2img, and the img2img and inpaint classes derived from it), the extra
+call arguments (SDXL's second prompts and size conditioning), how latents are decoded,
+whether a safety checker comes with it, and a tiny random-weight pipeline for tests. SD3 or
+FLUX would be a new module here (and its entry in config/models.py's FAMILIES), not a new
+renderer.
 """
 
 from __future__ import annotations

@@ -28,12 +28,26 @@ class Family:
 
     name: str  # the catalog's family name (config/models.py): sd15, sd2, sdxl
     pipeline_class: str  # the diffusers class a folder's model_index.json names
+    # The classes the renderer derives from the loaded pipeline with diffusers' from_pipe
+    # (the same weights): img2img, and inpainting (an ordinary 4-channel UNet is enough:
+    # diffusers' inpaint pipelines then blend the init image's latents outside the mask).
+    img2img_class: str
+    inpaint_class: str
     # Whether its published pipelines carry diffusers' safety checker.
     safety_checker: bool
     call_kwargs: CallKwargs
     conditioning: Conditioning
     decode: Decode
     build_tiny: Callable[[int], Any]  # seed -> a tiny random-weight pipeline, in memory
+
+    def class_for(self, mode: str) -> str:
+        """The diffusers class that renders a job of this mode (JobSpec.mode)."""
+        classes = {
+            "txt2img": self.pipeline_class,
+            "img2img": self.img2img_class,
+            "inpaint": self.inpaint_class,
+        }
+        return classes[mode]
 
 
 def no_call_kwargs(spec: JobSpec, group: Sequence[JobSpec] | None = None) -> dict[str, Any]:

@@ -36,6 +36,8 @@ def build_tiny(seed: int) -> Any:
 FAMILY = Family(
     name="sd15",
     pipeline_class="StableDiffusionPipeline",
+    img2img_class="StableDiffusionImg2ImgPipeline",
+    inpaint_class="StableDiffusionInpaintPipeline",
     safety_checker=True,
     call_kwargs=no_call_kwargs,
     conditioning=no_conditioning,

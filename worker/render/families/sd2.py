@@ -51,6 +51,8 @@ def build_tiny(seed: int) -> Any:
 FAMILY = Family(
     name="sd2",
     pipeline_class="StableDiffusionPipeline",
+    img2img_class="StableDiffusionImg2ImgPipeline",
+    inpaint_class="StableDiffusionInpaintPipeline",
     safety_checker=False,
     call_kwargs=no_call_kwargs,
     conditioning=no_conditioning,

@@ -5,7 +5,8 @@ VAE that overflows in float16.
   An empty negative prompt is encoded as zeros (the pipeline's force_zeros_for_empty_prompt),
   so a job with only a second negative prompt passes an empty first one to keep it.
 - Size conditioning: original_size and target_size are the job's size (what diffusers
-  assumes when none is given), passed explicitly and recorded in each image's metadata.
+  assumes when none is given), passed explicitly and recorded in each image's metadata. A
+  hires fix's second pass is conditioned on its own, larger size (as A1111 does).
 - Decode: SDXL 1.0's VAE produces inf in float16; its config says so with `force_upcast`,
   and the decode then runs in float32, as diffusers' own pipeline does. VAEs trained with
   per-channel statistics carry `latents_mean`/`latents_std`, applied before decoding. The
@@ -114,6 +115,8 @@ def build_tiny(seed: int) -> Any:
 FAMILY = Family(
     name="sdxl",
     pipeline_class="StableDiffusionXLPipeline",
+    img2img_class="StableDiffusionXLImg2ImgPipeline",
+    inpaint_class="StableDiffusionXLInpaintPipeline",
     safety_checker=False,
     call_kwargs=call_kwargs,
     conditioning=conditioning,

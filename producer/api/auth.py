@@ -1,0 +1,132 @@
+"""Who is asking, and may they: bearer tokens (config/store/tokens.py) and their scopes.
+
+- `Authorization: Bearer <token>`, or HTTP Basic with the token as the password (AUTOMATIC1111's
+  clients send Basic); the Basic user name is not read.
+- The local default: while no token exists at all and the server listens on loopback only, a
+  request without credentials is let in with every scope (`nightshift api` says so when it
+  starts). Not a request that came through a proxy (Forwarded, X-Forwarded-For, X-Real-IP: its
+  client is elsewhere), nor one whose Host is not a loopback name (DNS rebinding: a web page's
+  own host name pointed at 127.0.0.1).
+- A browser's cross-origin write (an Origin header not on the CORS list, on anything but GET,
+  HEAD or OPTIONS) is refused whatever it carries: a page elsewhere must not drive the queue
+  with a login the browser remembers, or with the local default.
+
+Each route names the scope it needs with one of READ, SUBMIT, ADMIN.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+
+from config.store import reachable
+from config.store import tokens as store
+from producer.api.context import ApiContext, Ctx
+from producer.api.errors import FORBIDDEN, UNAUTHORIZED, ApiError
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="nightshift"'}
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+# A token's last use is written at most this often: one write per request would double the
+# Redis round trips of every call for a date nobody needs to the second.
+NOTE_USE_EVERY_S = 60.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts as: a token's name and scope."""
+
+    name: str
+    scope: str
+
+
+LOCAL = Principal("local default (no token exists)", "admin")
+
+
+def credentials(header: str) -> str | None:
+    """The token in an Authorization header (Bearer, or Basic's password); None if none."""
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        return value or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        _user, colon, password = decoded.partition(":")
+        return password if colon and password else None
+    return None
+
+
+def authenticate(request: Request, ctx: ApiContext) -> Principal:
+    check_origin(request, ctx)
+    header = request.headers.get("authorization")
+    client = ctx.client.store.redis
+    with reachable():
+        if header is None:
+            if local_default(request, ctx) and store.count(client) == 0:
+                return LOCAL
+            raise ApiError(
+                401,
+                UNAUTHORIZED,
+                "a token is needed (Authorization: Bearer ...)",
+                headers=CHALLENGE,
+            )
+        token = credentials(header)
+        info = store.lookup(client, token) if token else None
+        if token is None or info is None:
+            raise ApiError(401, UNAUTHORIZED, "unknown or revoked token", headers=CHALLENGE)
+        note_use(ctx, token)
+    return Principal(info.name, info.scope)
+
+
+def local_default(request: Request, ctx: ApiContext) -> bool:
+    """Whether a request without a token may be the local default (if no token exists)."""
+    if not ctx.options.loopback:
+        return False
+    if any(name in request.headers for name in PROXY_HEADERS):
+        return False
+    return request.url.hostname in LOOPBACK_NAMES
+
+
+def check_origin(request: Request, ctx: ApiContext) -> None:
+    origin = request.headers.get("origin")
+    if request.method in SAFE_METHODS or origin is None:
+        return
+    if origin not in ctx.options.cors_origins:
+        message = f"a cross-origin request from {origin[:100]} is refused (not a CORS origin)"
+        raise ApiError(403, FORBIDDEN, message, "Origin")
+
+
+def note_use(ctx: ApiContext, token: str) -> None:
+    key, now = store.digest(token), time.monotonic()
+    last = ctx.noted_use.get(key)
+    if last is None or now - last >= NOTE_USE_EVERY_S:
+        ctx.noted_use[key] = now
+        store.note_used(ctx.client.store.redis, token)
+
+
+def require(scope: str) -> Callable[[Request, ApiContext], Principal]:
+    """A dependency that lets a request through only with a token of `scope` or above."""
+    store.check_scope(scope)
+
+    def dependency(request: Request, ctx: Ctx) -> Principal:
+        principal = authenticate(request, ctx)
+        if not store.allows(principal.scope, scope):
+            message = f"needs a token of scope {scope}; {principal.name} has {principal.scope}"
+            raise ApiError(403, FORBIDDEN, message)
+        return principal
+
+    return dependency
+
+
+READ = Depends(require("read"))
+SUBMIT = Depends(require("submit"))
+ADMIN = Depends(require("admin"))
