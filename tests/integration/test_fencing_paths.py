@@ -44,7 +44,9 @@ class TakenOverRenderer:
         for spec in specs:
             self.store.update(spec.id, lambda r: records.start(r, OTHER, now))
 
-    def render(self, spec: JobSpec, on_step: Callable[..., None], should_stop: Any) -> Any:
+    def render(
+        self, spec: JobSpec, on_step: Callable[..., None], should_stop: Any, inputs: Any = None
+    ) -> Any:
         return self.render_group([spec], on_step, should_stop)[0]
 
     def render_group(self, specs: list[JobSpec], on_step: Any, should_stop: Any) -> Any:
