@@ -11,9 +11,12 @@ Phases (each writes into results.json as it ends, so a run cut short still repor
   fast      the worker with the fast path: start-to-ready (compile included), first vs
             tenth, steady one-at-a-time, 64 prompts as group messages, and the leak
             check (worker RSS and GPU memory at job 50 and at the last job)
+  plain-compiled, cold-warm, leak   issue 17's phases: see bench/issue17.py
 
     python bench/gpu_bench.py --model /tmp/sd15-random --redis-url redis://127.0.0.1:6399/0 \
         --out OUT [--size 512 --steps 30 --leak-jobs 500 --phases baseline,direct,eager]
+    python bench/gpu_bench.py --tiny --redis-url redis://127.0.0.1:6379/0 --out OUT \
+        --phases plain-compiled,cold-warm,leak   # the CPU dry run: tiny model, tiny counts
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,9 @@ PROMPT = "a lighthouse on a cliff at dusk, oil painting, number {i}"
 
 
 RESULTS: dict[str, Any] = {}
+# bench/issue17.py imports this module by name: run as a script, it must find this very one
+# (one RESULTS), not a second copy.
+sys.modules.setdefault("gpu_bench", sys.modules[__name__])
 
 
 def main() -> None:
@@ -44,21 +51,39 @@ def main() -> None:
     results = RESULTS
     results["env"] = environment(args)
     save(args, results)
-    for phase in args.phases.split(","):
-        begin = time.perf_counter()
-        try:
-            results[phase] = PHASES[phase](args)
-        except Exception as exc:  # a broken phase must not lose the others' figures
-            results.setdefault(phase, {})["error"] = f"{type(exc).__name__}: {exc}"
-        results[phase]["phase_s"] = round(time.perf_counter() - begin, 1)
-        save(args, results)
-        print(f"== {phase} done in {results[phase]['phase_s']} s", flush=True)
-    print_table(results)
+    try:
+        for phase in args.phases.split(","):
+            run_phase(args, phase)
+    finally:
+        issue17().cleanup()  # a worker cold-warm left up for a leak phase that never ran
+    if {"baseline", "direct", "direct-fast", "eager", "fast"} & set(results):
+        print_table(results)
+    issue17().print_summary(results)
+
+
+def run_phase(args: argparse.Namespace, phase: str) -> None:
+    results = RESULTS
+    print(f"== {phase} starts", flush=True)
+    begin = time.perf_counter()
+    try:
+        results[phase] = PHASES[phase](args)
+    except Exception as exc:  # a broken phase must not lose the others' figures
+        traceback.print_exc()
+        results.setdefault(phase, {})["error"] = f"{type(exc).__name__}: {exc}"
+    results[phase]["phase_s"] = round(time.perf_counter() - begin, 1)
+    save(args, results)
+    print(f"== {phase} done in {results[phase]['phase_s']} s", flush=True)
+
+
+def issue17() -> Any:
+    import issue17 as module  # bench/ is on sys.path: this script's own folder
+
+    return module
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser()
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", help="a diffusers folder (bench/sd15_random.py writes one)")
     p.add_argument("--redis-url", required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--device", default="cuda")
@@ -72,7 +97,35 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--leak-jobs", type=int, default=500)
     p.add_argument("--group-sizes", default="1,16")
     p.add_argument("--phases", default="baseline,direct,direct-fast,eager,fast")
-    return p.parse_args()
+    p.add_argument("--plain-batch-reps", type=int, default=3, help="plain-compiled's (b) calls")
+    p.add_argument(
+        "--plain-compile-vae",
+        action="store_true",
+        help="plain-compiled: then compile the VAE decode too and measure again",
+    )
+    p.add_argument("--leak-steps", type=int, default=10, help="the leak phase's jobs' steps")
+    p.add_argument("--leak-fit-from", type=int, default=100, help="first job of the leak's fit")
+    p.add_argument("--tiny", action="store_true", help="the tiny model on the CPU: checks the code")
+    args = p.parse_args()
+    unknown = set(args.phases.split(",")) - PHASES.keys()
+    if unknown:
+        p.error(f"unknown phases {sorted(unknown)}; known: {', '.join(PHASES)}")
+    if args.tiny:
+        tiny(args)
+    elif not args.model:
+        p.error("--model is required (or --tiny)")
+    return args
+
+
+def tiny(args: argparse.Namespace) -> None:
+    """The CPU dry run: the tiny pipeline, 64x64, 2 steps, a handful of images."""
+    from worker.render.tiny import write_tiny_model
+
+    args.model = str(write_tiny_model(Path("/tmp/nightshift-bench/tiny-model")))
+    args.device, args.dtype, args.size, args.steps = "cpu", "float32", 64, 2
+    args.plain_images, args.batch, args.plain_batch_reps = 2, 4, 1
+    args.steady_jobs, args.group_prompts, args.group_sizes = 3, 8, "1,4"
+    args.leak_jobs, args.leak_steps = min(args.leak_jobs, 40), 2
 
 
 def environment(args: argparse.Namespace) -> dict[str, Any]:
@@ -251,12 +304,21 @@ def free_gpu(args: argparse.Namespace) -> bool:
 class Worker:
     """A real `nightshift worker` subprocess on its own queue."""
 
-    def __init__(self, args: argparse.Namespace, name: str, fast: bool) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        name: str,
+        fast: bool,
+        settings: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """settings: more NIGHTSHIFT_* variables (they win); env: other variables of the
+        process (CUDA_VISIBLE_DEVICES, the bench hooks' NIGHTSHIFT_MEMORY_LOG)."""
         from config.settings import Settings
         from producer.client import Client
 
         self.args, self.name = args, name
-        env = {
+        ours = {
             "NIGHTSHIFT_REDIS_URL": args.redis_url,
             "NIGHTSHIFT_MODEL": args.model,
             "NIGHTSHIFT_DEVICE": args.device,
@@ -268,15 +330,17 @@ class Worker:
             "NIGHTSHIFT_FAST_PATH": "true" if fast else "false",
             "NIGHTSHIFT_FAST_PATH_GROUP_SIZES": args.group_sizes,
             "NIGHTSHIFT_MAX_GROUP_SIZE": str(max(int(s) for s in args.group_sizes.split(","))),
-        }
-        self.settings = Settings(**{k[len("NIGHTSHIFT_") :].lower(): v for k, v in env.items()})
+        } | (settings or {})
+        self.settings = Settings(**{k[len("NIGHTSHIFT_") :].lower(): v for k, v in ours.items()})
         self.client = Client(self.settings)
         self.log = open(args.out / f"worker-{name}.log", "w")  # noqa: SIM115
         self.started = time.time()
+        hostname = f"{name}@{platform.node()}"  # two workers on one host need two node names
+        command = [sys.executable, "-m", "producer.cli", "worker", "--loglevel", "INFO"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "producer.cli", "worker", "--loglevel", "INFO"],
+            [*command, "--hostname", hostname],
             cwd=ROOT,
-            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **ours, **(env or {}), "PYTHONUNBUFFERED": "1"},
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -291,6 +355,8 @@ class Worker:
                 raise RuntimeError(f"worker {self.name} exited with {self.proc.returncode}")
             for member in redis.zrangebyscore(names.WORKERS_INDEX, self.started, "+inf"):
                 host, pid = text(member).rsplit(":", 1)
+                if not self.owns(int(pid)):
+                    continue  # another worker started meanwhile (bench/two_gpu.py)
                 stats = redis.hgetall(names.worker_key(host, int(pid)))
                 self.pid = int(pid)
                 info = {text(k): text(v) for k, v in stats.items()}
@@ -298,6 +364,15 @@ class Worker:
                 return info
             time.sleep(0.2)
         raise TimeoutError(f"worker {self.name} not ready after {timeout} s")
+
+    def owns(self, pid: int) -> bool:
+        """Whether pid is this worker's rendering child (or the worker process itself)."""
+        import psutil
+
+        try:
+            return pid == self.proc.pid or psutil.Process(pid).ppid() == self.proc.pid
+        except psutil.Error:
+            return False
 
     def spec(self, i: int, **params: Any) -> Any:
         from config.schema import new_job
@@ -503,6 +578,9 @@ PHASES = {
     "direct-fast": lambda a: {**direct(a, fast=True), "freed": free_gpu(a)},
     "eager": lambda a: worker_phase(a, "eager", fast=False),
     "fast": lambda a: worker_phase(a, "fast", fast=True),
+    "plain-compiled": lambda a: issue17().plain_compiled(a),
+    "cold-warm": lambda a: issue17().cold_warm(a),
+    "leak": lambda a: issue17().leak(a),
 }
 
 

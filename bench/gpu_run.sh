@@ -11,9 +11,9 @@ mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-export LD_LIBRARY_PATH=$PWD/.carry/lib:${LD_LIBRARY_PATH:-}
 chmod +x .carry/bin/redis-server
-.carry/bin/redis-server --port 6399 --save "" --appendonly no --daemonize yes \
+# Its libraries for redis-server alone: torch must keep the system libstdc++.
+LD_LIBRARY_PATH=$PWD/.carry/lib .carry/bin/redis-server --port 6399 --save "" --appendonly no --daemonize yes \
     --logfile "$OUT/redis.log" --pidfile /tmp/nightshift-bench-redis.pid
 trap 'kill "$(cat /tmp/nightshift-bench-redis.pid)" 2>/dev/null || true' EXIT
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"

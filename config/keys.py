@@ -30,12 +30,17 @@ Ours, all under `nightshift:` (TTLs in seconds, from Settings):
                           size), published beside its catalog (config/store/models.py)
 - `input:<sha256>`        string, TTL input_ttl_s: an init image or mask, as normalised PNG bytes
                           (config/store/inputs.py); refreshed by every job that names it
+- `preview:<id>`          hash, TTL 60 s: a running job's newest live preview (`image`: JPEG
+                          bytes, `step`, `steps`), replaced every preview_interval_s
+                          (config/store/previews.py)
 - `events`                stream, capped (~10,000 entries): every change of every job record
                           (created, status, progress), written by the record's own scripts; its
                           entry ids are the HTTP API's event ids (config/store/events.py)
 - `api:tokens`            hash: sha256 of an API token -> JSON (name, scope, created); never the
                           token itself (config/store/tokens.py)
 - `api:tokens:used`       hash: sha256 of an API token -> when it was last used (epoch seconds)
+- `web:session:<sha>`     string, TTL 12 h sliding: a web app session, by the sha256 of its id ->
+                          JSON (token sha256, name, scope, CSRF value) (config/store/sessions.py)
 - `outbox`                stream, consumer group `senders`: notifications to deliver (event
                           id, kind, subject); deleted once delivered (config/store/outbox.py)
 - `outbox:written:<event>` string, TTL record_ttl_s: that event is in the outbox already
@@ -158,6 +163,11 @@ def input_key(input_id: str) -> str:
     return f"{KEY_PREFIX}:input:{input_id}"
 
 
+def preview_key(job_id: str) -> str:
+    """A running job's newest live preview (config/store/previews.py)."""
+    return f"{KEY_PREFIX}:preview:{job_id}"
+
+
 # kombu's names. config/celery_conf.py hands these two to the transport as priority_steps
 # and sep, so the lists read here are the ones kombu writes.
 PRIORITIES = range(10)
@@ -194,6 +204,11 @@ EVENTS_STREAM = f"{KEY_PREFIX}:events"
 # API tokens by the sha256 of the token, and when each was last used (config/store/tokens.py).
 API_TOKENS = f"{KEY_PREFIX}:api:tokens"
 API_TOKENS_USED = f"{KEY_PREFIX}:api:tokens:used"
+
+
+def web_session_key(session_digest: str) -> str:
+    """A web app session, by the sha256 of its id (config/store/sessions.py)."""
+    return f"{KEY_PREFIX}:web:session:{session_digest}"
 
 
 # Notifications (worker/notify/): the outbox every worker's sender reads through one consumer

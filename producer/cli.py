@@ -29,6 +29,7 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("producer.commands.metrics", ("metrics",)),
     ("producer.commands.api", ("api",)),
     ("producer.commands.token", ("token",)),
+    ("producer.commands.history", ("history",)),
     ("producer.commands.deadletter", ("deadletter",)),
     ("producer.commands.batch", ("batch",)),
     ("producer.commands.pause", ("pause", "resume")),

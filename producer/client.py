@@ -19,7 +19,7 @@ from config.schema import JobSpec, new_job
 from config.settings import Settings
 from config.store import JobStore, reachable
 from config.store.control import request_cancel
-from config.store.models import live_workers, merge_catalogs
+from config.store.models import live_workers, merge_catalogs, merge_loras
 from producer import enqueue, inputs
 from producer.console import ProgressBar
 
@@ -100,12 +100,8 @@ class Client:
             with reachable():
                 workers = live_workers(self.store.redis)
             catalog = Catalog.from_settings(self.settings, merge_catalogs(workers))
-            loras: dict[str, dict[str, Any]] | None = None
-            if workers:
-                loras = {}
-                for worker in workers:
-                    for name, info in worker.loras.items():
-                        loras.setdefault(name, info)
+            # None: no worker publishes anything yet, so no LoRA can be checked (not "none").
+            loras = merge_loras(workers) if workers else None
             self._published = (time.monotonic(), catalog, loras)
         return self._published
 

@@ -12,17 +12,16 @@ The parent never imports them: it only sets the variables they read when the chi
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-from datetime import datetime, timezone
 from typing import Any
 
 from celery._state import get_current_task  # what Celery's own TaskFormatter reads
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 from celery.utils.log import get_multiprocessing_logger
 
+from config.logformat import JsonLines
 from worker.jobs.messages import job_ids
 
 # Read by the libraries when they load, in the child. One already set wins: a person chasing a
@@ -111,23 +110,12 @@ def job_fields(record: logging.LogRecord) -> dict[str, Any]:
     return {"jobs": ids} if ids else {}
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time (UTC, ISO 8601), level, logger, process role, pid, the job
-    when known, the message; a traceback under "exc"."""
+class JsonFormatter(JsonLines):
+    """config/logformat.py's line, with the process role and the job when known."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        created = datetime.fromtimestamp(record.created, timezone.utc)
-        line: dict[str, Any] = {
-            "time": created.isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        return {
             "process": role(record.process or os.getpid()),
             "pid": record.process,
             **job_fields(record),
-            "message": record.getMessage(),
         }
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        if record.stack_info:
-            line["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(line, ensure_ascii=False, default=str)

@@ -121,6 +121,7 @@ def start(settings: Settings, facts: HostFacts | None = None) -> WorkerContext:
     ctx = WorkerContext(settings, store, cache, plan, hostname, pid, sizes)
     CatalogPublisher(ctx).start()
     load_s = warm_s = compile_s = 0.0
+    cache_state = "off"  # the compile cache: warm, cold, or off (nothing compiled)
     preload = should_preload(settings, store.redis)
     if preload:
         cache.get(catalog.default)
@@ -128,7 +129,15 @@ def start(settings: Settings, facts: HostFacts | None = None) -> WorkerContext:
         assert held is not None
         load_s, warm_s = held.load_s, held.ready_s - held.load_s
         reason, compile_s = held.fast_path.reason, held.fast_path.compile_s
-    store.redis.hset(ctx.stats_key, mapping={"fast_path": reason, "compile_s": round(compile_s, 3)})
+        cache_state = held.fast_path.compile_cache
+    store.redis.hset(
+        ctx.stats_key,
+        mapping={
+            "fast_path": reason,
+            "compile_s": round(compile_s, 3),
+            "compile_cache": cache_state,
+        },
+    )
     _announce(ctx, load_s, warm_s, loaded=preload)
     logger.info("ready: loaded in %.1f s, warmed in %.1f s", load_s, warm_s)
     _context = ctx

@@ -131,8 +131,13 @@ def live_workers(client: redis.Redis) -> list[WorkerModels]:
 def published_loras(client: redis.Redis) -> dict[str, dict[str, Any]]:
     """LoRA name -> what its worker read of it, over every live worker (the first by id wins
     a name), with `workers`: the ids of the workers that have it."""
+    return merge_loras(live_workers(client))
+
+
+def merge_loras(workers: list[WorkerModels]) -> dict[str, dict[str, Any]]:
+    """published_loras over workers already read (the Client reads them once for both)."""
     union: dict[str, dict[str, Any]] = {}
-    for worker in live_workers(client):
+    for worker in workers:
         for name, info in worker.loras.items():
             union.setdefault(name, dict(info) | {"workers": []})["workers"].append(worker.worker)
     return union

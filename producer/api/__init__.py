@@ -6,7 +6,8 @@ refuses, with the same words. Modules, one job each:
 
 - app.py      builds the app from Settings and ApiOptions (options.py: host, port, limits)
 - context.py  what every route is handed (settings, the Client, the event hub, the options)
-- routes/     one module per resource, all under /v1
+- routes/     one module per resource, all under /v1; routes/sdapi.py: AUTOMATIC1111's /sdapi/v1
+- a1111.py    A1111's request fields as a Nightshift job, its answers from the records
 - auth.py     bearer tokens and scopes (config/store/tokens.py), the local default
 - errors.py   the project's error tree as statuses, in one JSON shape
 - limits.py   the request body cap

@@ -21,8 +21,9 @@ from producer.api.context import ApiContext
 from producer.api.events import EventHub
 from producer.api.limits import BodyLimit
 from producer.api.options import ApiOptions
-from producer.api.routes import ROUTERS
+from producer.api.routes import ROUTERS, history, sdapi
 from producer.client import Client
+from producer.web import install as install_web
 
 DESCRIPTION = """Nightshift's render queue over HTTP: submit jobs and batches, follow them live
 (Server-Sent Events), fetch their images, watch and pause the queue.
@@ -58,6 +59,9 @@ def create_app(
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(sdapi.router)  # AUTOMATIC1111's /sdapi/v1, beside Nightshift's /v1
+    app.include_router(history.router)  # /v1/history; its lifespan keeps the index in step
+    install_web(app)  # the web app at / (producer/web/): pages whose scripts call /v1
     app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
     if options.cors_origins:
         app.add_middleware(

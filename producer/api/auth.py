@@ -7,9 +7,15 @@
   starts). Not a request that came through a proxy (Forwarded, X-Forwarded-For, X-Real-IP: its
   client is elsewhere), nor one whose Host is not a loopback name (DNS rebinding: a web page's
   own host name pointed at 127.0.0.1).
+- A web app session (producer/web/): with no Authorization header, the `ns_session` cookie
+  (config/store/sessions.py) stands for the token it was signed in with, looked up again on
+  every request (revoked: the session is dead). A write (anything but GET, HEAD, OPTIONS) with
+  the cookie must carry the session's CSRF value in X-CSRF-Token, else 403: a cookie is sent
+  by the browser whoever made the page, a header only by the app's own script.
 - A browser's cross-origin write (an Origin header not on the CORS list, on anything but GET,
   HEAD or OPTIONS) is refused whatever it carries: a page elsewhere must not drive the queue
-  with a login the browser remembers, or with the local default.
+  with a login the browser remembers, or with the local default. The server's own origin
+  (the web app's pages) is not cross-origin.
 
 Each route names the scope it needs with one of READ, SUBMIT, ADMIN.
 """
@@ -22,9 +28,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis
 from fastapi import Depends, Request
 
-from config.store import reachable
+from config.store import reachable, sessions
 from config.store import tokens as store
 from producer.api.context import ApiContext, Ctx
 from producer.api.errors import FORBIDDEN, UNAUTHORIZED, ApiError
@@ -36,6 +43,8 @@ PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 # A token's last use is written at most this often: one write per request would double the
 # Redis round trips of every call for a date nobody needs to the second.
 NOTE_USE_EVERY_S = 60.0
+SESSION_COOKIE = "ns_session"
+CSRF_HEADER = "X-CSRF-Token"
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,9 @@ def authenticate(request: Request, ctx: ApiContext) -> Principal:
     client = ctx.client.store.redis
     with reachable():
         if header is None:
+            session_id = request.cookies.get(SESSION_COOKIE)
+            if session_id:
+                return from_session(request, client, session_id)
             if local_default(request, ctx) and store.count(client) == 0:
                 return LOCAL
             raise ApiError(
@@ -87,6 +99,18 @@ def authenticate(request: Request, ctx: ApiContext) -> Principal:
     return Principal(info.name, info.scope)
 
 
+def from_session(request: Request, client: redis.Redis, session_id: str) -> Principal:
+    """The Principal of a web app session; its CSRF value checked on a write."""
+    found = sessions.lookup(client, session_id)
+    if found is None:
+        raise ApiError(401, UNAUTHORIZED, "the session has ended; sign in again", headers=CHALLENGE)
+    given = request.headers.get(CSRF_HEADER)
+    if request.method not in SAFE_METHODS and not sessions.csrf_matches(given, found.csrf):
+        message = f"a write from a web session needs its CSRF value in {CSRF_HEADER}"
+        raise ApiError(403, FORBIDDEN, message, CSRF_HEADER)
+    return Principal(found.name, found.scope)
+
+
 def local_default(request: Request, ctx: ApiContext) -> bool:
     """Whether a request without a token may be the local default (if no token exists)."""
     if not ctx.options.loopback:
@@ -100,9 +124,16 @@ def check_origin(request: Request, ctx: ApiContext) -> None:
     origin = request.headers.get("origin")
     if request.method in SAFE_METHODS or origin is None:
         return
-    if origin not in ctx.options.cors_origins:
+    if origin not in ctx.options.cors_origins and origin != own_origin(request):
         message = f"a cross-origin request from {origin[:100]} is refused (not a CORS origin)"
         raise ApiError(403, FORBIDDEN, message, "Origin")
+
+
+def own_origin(request: Request) -> str:
+    """This server's origin as the browser saw it (the web app's own pages write from it).
+    A rebound host name matches too, and carries neither the session cookie (set for the
+    real host) nor the local default (a loopback Host only)."""
+    return f"{request.url.scheme}://{request.headers.get('host', '')}"
 
 
 def note_use(ctx: ApiContext, token: str) -> None:

@@ -13,7 +13,8 @@ before that position (or at it) and runs to the stream's end, which is past it.
 
 Each SSE event's `id:` is the stream entry's id; its `event:` the entry's kind (created,
 status, progress, finished, update; `record` for a job's whole record, `gap` when the stream
-no longer holds everything since Last-Event-ID); its `data:` one line of JSON.
+no longer holds everything since Last-Event-ID); its `data:` one line of JSON (a progress
+naming a live preview's step adds `preview_url`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from config.store import events
 from config.store.events import Event
 from config.store.jobs import JobStore
 from producer.api.errors import unreachable
-from producer.api.views import job_view
+from producer.api.views import job_link, job_view
 
 logger = logging.getLogger("nightshift.api")
 
@@ -180,6 +181,17 @@ def frame(kind: str, data: dict[str, Any], event_id: str | None = None) -> str:
 KEEPALIVE = ": keep-alive\n\n"
 
 
+def event_frame(event: Event) -> str:
+    """A stream entry as an SSE event. A progress that names a live preview's step
+    (`progress.preview`, config/store/previews.py) gets `preview_url`, where to fetch it: the
+    picture itself never travels in the stream."""
+    data = event.data
+    progress = data.get("progress")
+    if isinstance(progress, dict) and "preview" in progress and event.job:
+        data = data | {"preview_url": f"{job_link(event.job)}/preview"}
+    return frame(event.kind, data, event.id)
+
+
 @contextlib.asynccontextmanager
 async def subscribed(hub: EventHub) -> AsyncIterator[Subscription]:
     sub = Subscription(asyncio.get_running_loop())
@@ -220,7 +232,7 @@ async def job_stream(
         feed = Feed(hub.client, sub, resume or sub.position)
         async for event in feed.history():
             if event.job == job_id:
-                yield frame(event.kind, event.data, event.id)
+                yield event_frame(event)
                 if event.kind == "finished":
                     return
         if record.status.finished:
@@ -228,7 +240,7 @@ async def job_stream(
         quiet_since = time.monotonic()
         async for live in feed.live():
             if live is not None and live.job == job_id:
-                yield frame(live.kind, live.data, live.id)
+                yield event_frame(live)
                 quiet_since = time.monotonic()
                 if live.kind == "finished":
                     return
@@ -248,9 +260,9 @@ async def queue_stream(hub: EventHub, resume: str | None) -> AsyncIterator[str]:
             yield _gap(resume, "read the jobs you follow again (GET /v1/jobs)")
         feed = Feed(hub.client, sub, since)
         async for event in feed.history():
-            yield frame(event.kind, event.data, event.id)
+            yield event_frame(event)
         async for live in feed.live():
-            yield KEEPALIVE if live is None else frame(live.kind, live.data, live.id)
+            yield KEEPALIVE if live is None else event_frame(live)
 
 
 async def guarded(stream: AsyncIterator[str]) -> AsyncIterator[str]:

@@ -1,21 +1,22 @@
 """How `nightshift api` runs: where it listens, its body cap, the origins CORS lets in.
 
 Kept free of FastAPI and uvicorn, so the command's parser (built for `--help`) imports
-neither. Settings will hold these (api_host, api_port, api_max_body_bytes, api_cors_origins);
-until then they are the command's flags.
+neither. The command's flags fall back to the settings (api_host, api_port,
+api_max_body_bytes, api_cors_origins: producer/commands/api.py), whose defaults are these.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from config.settings import Settings
 from producer.commands.flower import on_loopback  # the one answer to "this machine only?"
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
-# Two init images at the input cap (max_input_bytes, 16 MiB each: 21.4 MiB as base64) and
-# the job around them; a batch file (16 MiB at most, producer/batches/formats.py) fits too.
-MAX_BODY_BYTES = 48 * 2**20
+# One source for each default: the settings' (the body cap's why is written there).
+_FIELDS = Settings.model_fields
+DEFAULT_HOST: str = _FIELDS["api_host"].default
+DEFAULT_PORT: int = _FIELDS["api_port"].default
+MAX_BODY_BYTES: int = _FIELDS["api_max_body_bytes"].default
 
 
 @dataclass(frozen=True)

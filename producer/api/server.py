@@ -4,7 +4,8 @@ It listens on 127.0.0.1 unless told otherwise. Anywhere else it starts only once
 exists: the local default (no token needed while none exists, producer/api/auth.py) is for
 this machine only. Its log has the access lines and the start-up line, the Redis URL with its
 password as *** (Settings.redis_url_redacted); no token ever reaches it (they travel in
-headers, which are not logged).
+headers, which are not logged). NIGHTSHIFT_LOG_FORMAT=json makes every line a JSON object,
+as the worker's are (config/logformat.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from config.errors import InvalidInput
+from config.logformat import JsonLines
 from config.settings import Settings
 from config.store import reachable, redis_client
 from config.store import tokens as store
@@ -65,7 +67,7 @@ def run(settings: Settings, options: ApiOptions) -> None:
         app,
         host=options.host,
         port=options.port,
-        log_config=_log_config(),
+        log_config=log_config(settings.log_format),
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_STOP_S,
     )
@@ -73,8 +75,26 @@ def run(settings: Settings, options: ApiOptions) -> None:
     uvicorn.Server(config).run()
 
 
-def _log_config() -> dict[str, Any]:
-    """uvicorn's own, with Nightshift's lines ("nightshift.api") through its handler."""
+def log_config(log_format: str) -> dict[str, Any]:
+    """uvicorn's own, with Nightshift's lines ("nightshift.api") through its handler; with
+    NIGHTSHIFT_LOG_FORMAT=json every line, access lines included, one JSON object."""
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["nightshift"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    if log_format == "json":
+        config["formatters"] = {
+            name: {"()": f"{__name__}.ApiJsonLines"} for name in ("default", "access")
+        }
     return config
+
+
+class ApiJsonLines(JsonLines):
+    """The common JSON line; an access line also carries its request's fields, from the
+    arguments uvicorn logs it with (client, method, path, HTTP version, status)."""
+
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        fields = super().fields(record)
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+            client, method, path, _, status = args
+            fields |= {"client": client, "method": method, "path": path, "status": status}
+        return fields

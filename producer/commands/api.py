@@ -16,17 +16,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("api", help="serve the HTTP API: submit, follow live, fetch images")
     p.add_argument(
         "--host",
-        default=DEFAULT_HOST,
-        help=f"bind address (default {DEFAULT_HOST}, this machine only; any other needs a "
-        "token to exist: nightshift token create)",
+        help=f"bind address (default NIGHTSHIFT_API_HOST, else {DEFAULT_HOST}: this machine "
+        "only; any other needs a token to exist: nightshift token create)",
     )
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    p.add_argument("--port", type=int, help=f"default NIGHTSHIFT_API_PORT, else {DEFAULT_PORT}")
     p.add_argument(
         "--max-body-bytes",
         type=int,
-        default=MAX_BODY_BYTES,
         metavar="N",
-        help=f"refuse larger request bodies with 413 (default {MAX_BODY_BYTES})",
+        help="refuse larger request bodies with 413 (default NIGHTSHIFT_API_MAX_BODY_BYTES, "
+        f"else {MAX_BODY_BYTES})",
     )
     p.add_argument(
         "--cors-origin",
@@ -35,7 +34,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="ORIGIN",
         help="let web pages of this origin (https://host:port) call the API; repeat for more "
-        "(default: none, CORS off)",
+        "(default NIGHTSHIFT_API_CORS_ORIGINS, comma-separated; else none: CORS off)",
     )
     p.set_defaults(handler=cmd_api)
 
@@ -43,15 +42,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_api(args: argparse.Namespace) -> int:
     from producer.api import server  # FastAPI and uvicorn: only now
 
-    if not 1 <= args.port <= 65535:
-        raise InvalidInput("--port", args.port, "must be between 1 and 65535")
-    if args.max_body_bytes < 1:
-        raise InvalidInput("--max-body-bytes", args.max_body_bytes, "must be at least 1")
-    options = ApiOptions(
-        host=args.host,
-        port=args.port,
-        max_body_bytes=args.max_body_bytes,
-        cors_origins=tuple(args.cors_origins),
-    )
-    server.run(Settings.from_env(), options)
+    settings = Settings.from_env()
+    server.run(settings, options_from(args, settings))
     return 0
+
+
+def options_from(args: argparse.Namespace, settings: Settings) -> ApiOptions:
+    """The flags, each falling back to its setting (what a service or compose file sets)."""
+    port = settings.api_port if args.port is None else args.port
+    body = settings.api_max_body_bytes if args.max_body_bytes is None else args.max_body_bytes
+    if not 1 <= port <= 65535:
+        raise InvalidInput("--port", port, "must be between 1 and 65535")
+    if body < 1:
+        raise InvalidInput("--max-body-bytes", body, "must be at least 1")
+    origins = args.cors_origins or [o.strip() for o in settings.api_cors_origins.split(",")]
+    return ApiOptions(
+        host=args.host or settings.api_host,
+        port=port,
+        max_body_bytes=body,
+        cors_origins=tuple(o for o in origins if o),
+    )

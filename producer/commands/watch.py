@@ -12,6 +12,7 @@ test) it prints the plain frame of render_snapshot, which tools may read.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,9 @@ from rich.table import Table
 from rich.text import Text
 
 from config.records import JobRecord, JobStatus
+from config.store import previews, reachable
 from config.store.broker import queue_depths, queue_names
+from producer import terminal_images
 from producer.client import Client
 from producer.console import bar_text, short_prompt, took
 
@@ -47,6 +50,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     watch.add_argument("--interval", type=float, default=1.0, help="seconds between redraws")
     watch.add_argument("--recent", type=int, default=5, help="finished jobs to list")
     watch.add_argument("--once", action="store_true", help="print one frame and exit")
+    watch.add_argument(
+        "--preview",
+        action="store_true",
+        help="show the running job's live preview inline (kitty, iTerm2, WezTerm)",
+    )
     watch.set_defaults(handler=cmd_watch)
 
 
@@ -109,10 +117,37 @@ def _finished_line(r: JobRecord) -> str:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     client = Client.from_env()
+    if args.preview:
+        return _watch_previews(client, args)
     if sys.stdout.isatty():
         return _watch_live(client, args)
     while True:
         print(render_snapshot(take_snapshot(client, args.recent)), flush=True)
+        if args.once:
+            return 0
+        time.sleep(args.interval)
+
+
+def _watch_previews(client: Client, args: argparse.Namespace) -> int:
+    """The newest running job's live preview, printed again each time its step changes (not
+    inside the panels: rich redraws over pictures it does not know of)."""
+    kind = terminal_images.protocol(os.environ)
+    if kind is None:
+        print(
+            "nightshift watch --preview: this terminal is not known to show inline images "
+            "(kitty, iTerm2 and WezTerm do); try `nightshift watch`",
+            file=sys.stderr,
+        )
+        return 1
+    shown: tuple[str, int] | None = None
+    while True:
+        running = client.store.recent(JobStatus.STARTED, 1)
+        with reachable():
+            found = previews.get(client.store.redis, running[0].id) if running else None
+        if running and found is not None and (running[0].id, found.step) != shown:
+            shown = (running[0].id, found.step)
+            print(f"{running[0].id}  {bar_text(running[0].progress)}")
+            print(terminal_images.inline(found.image, kind), flush=True)
         if args.once:
             return 0
         time.sleep(args.interval)

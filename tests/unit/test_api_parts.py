@@ -1,5 +1,5 @@
 """The API's small parts, each on its own: token hashing and scopes, credentials, the request
-model, cursors, event ids and SSE frames. No services."""
+model, cursors, event ids and SSE frames, the command's options. No services."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ import pytest
 from config.errors import InvalidInput
 from config.records import JobRecord, JobStatus
 from config.schema import JobSpec
+from config.settings import Settings
 from config.store import events, tokens
 from producer.api import paging
 from producer.api.auth import credentials
 from producer.api.events import frame
 from producer.api.routes.jobs import JobRequest, decode_input
+from producer.cli import build_parser
+from producer.commands.api import options_from
 
 # --- tokens -----------------------------------------------------------------------------------
 
@@ -160,3 +163,22 @@ def test_an_sse_frame_holds_its_data_on_one_line() -> None:
     lines = text[:-2].split("\n")
     assert lines[0] == "id: 5-1" and lines[1] == "event: progress"
     assert len(lines) == 3 and json.loads(lines[2].removeprefix("data: "))["error"].count("\n")
+
+
+def test_the_api_flags_fall_back_to_the_settings_a_service_or_compose_sets() -> None:
+    parser = build_parser()
+    settings = Settings(api_host="0.0.0.0", api_port=9000, api_cors_origins="https://a.example,")
+    options = options_from(parser.parse_args(["api"]), settings)
+    assert (options.host, options.port, options.cors_origins) == (
+        "0.0.0.0",
+        9000,
+        ("https://a.example",),
+    )
+    flags = parser.parse_args(["api", "--host", "127.0.0.1", "--port", "8000"])
+    assert (options_from(flags, settings).host, options_from(flags, settings).port) == (
+        "127.0.0.1",
+        8000,
+    )
+    with pytest.raises(InvalidInput) as caught:
+        options_from(parser.parse_args(["api", "--port", "70000"]), settings)
+    assert (caught.value.field, caught.value.value) == ("--port", 70000)

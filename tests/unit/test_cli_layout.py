@@ -33,6 +33,7 @@ EVERY_COMMAND = [
     "metrics",
     "api",
     "token",
+    "history",
     "deadletter",
     "batch",
     "pause",

@@ -29,8 +29,9 @@ def env_of(service: str) -> dict[str, str]:
     return {k: str(v) for k, v in SERVICES[service]["environment"].items()}
 
 
-def test_redis_flower_and_both_workers_are_defined() -> None:
-    assert set(SERVICES) == {"redis", "flower", "worker-cpu", "worker-cuda"}
+def test_redis_flower_the_api_and_both_workers_are_defined() -> None:
+    assert set(SERVICES) == {"redis", "flower", "api", "worker-cpu", "worker-cuda"}
+    assert SERVICES["api"]["profiles"] == ["api"]
     # The Mac worker runs natively: only profile-gated Linux workers start from compose.
     assert "profiles" not in SERVICES["redis"] and "profiles" not in SERVICES["flower"]
     assert SERVICES["worker-cpu"]["profiles"] == ["cpu"]
@@ -50,11 +51,11 @@ def test_redis_has_a_health_check_that_gates_the_others() -> None:
     check = SERVICES["redis"]["healthcheck"]
     assert "redis-cli ping" in check["test"][1]
     assert "NIGHTSHIFT_REDIS_PASSWORD" not in check["test"][1]  # via REDISCLI_AUTH instead
-    for name in ("flower", "worker-cpu", "worker-cuda"):
+    for name in ("flower", "api", "worker-cpu", "worker-cuda"):
         assert SERVICES[name]["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
-@pytest.mark.parametrize("service", ["redis", "flower"])
+@pytest.mark.parametrize("service", ["redis", "flower", "api"])
 def test_published_ports_are_bound_to_loopback_only(service: str) -> None:
     ports = SERVICES[service]["ports"]
     assert ports and all(str(p).startswith("127.0.0.1:") for p in ports)
@@ -104,8 +105,15 @@ def test_each_worker_names_its_device_and_turns_off_the_mac_power_guards() -> No
 
 def test_every_worker_setting_is_a_real_setting() -> None:
     fields = {f"NIGHTSHIFT_{name.upper()}" for name in Settings.model_fields}
-    for name in ("worker-cpu", "worker-cuda", "flower"):
+    for name in ("worker-cpu", "worker-cuda", "flower", "api"):
         assert set(env_of(name)) <= fields, set(env_of(name)) - fields
+
+
+def test_the_api_serves_the_workers_images_read_only_and_stops_quickly() -> None:
+    api = SERVICES["api"]
+    assert api["command"] == ["api"] and env_of("api")["NIGHTSHIFT_API_HOST"] == "0.0.0.0"
+    assert "worker-data:/data:ro" in api["volumes"]
+    assert api["stop_signal"] == "SIGTERM" and seconds(api["stop_grace_period"]) <= 60
 
 
 def test_the_compose_file_says_why() -> None:

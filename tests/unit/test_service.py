@@ -15,7 +15,15 @@ import sys
 from pathlib import Path
 
 from config.settings import Settings
-from worker.host.service import LABEL, UNIT, install, service_files, stop_timeout_s, uninstall
+from worker.host.service import (
+    LABEL,
+    UNIT,
+    api_service,
+    install,
+    service_files,
+    stop_timeout_s,
+    uninstall,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,5 +128,31 @@ def test_the_command_writes_and_removes_the_unit_without_loading_it(
     assert "[Service]" in printed and not (tmp_path / ".config").exists()
     assert str(tmp_path) in cli("install", "--no-load").stdout
     assert (tmp_path / ".config" / "systemd" / "user" / UNIT).is_file()
+    assert "nightshift-api.service" in cli("install", "--api", "--no-load").stdout
     assert "removed" in cli("uninstall", "--no-load").stdout
     assert not (tmp_path / ".config" / "systemd" / "user" / UNIT).exists()
+
+
+def test_the_api_gets_a_service_of_its_own_beside_the_worker(
+    offline_settings: Settings, tmp_path: Path
+) -> None:
+    """`service install --api`: its own unit, env file and log; a short stop (no render to
+    wait out); installing it leaves the worker's alone."""
+    settings = offline_settings.model_copy(update={"api_host": "0.0.0.0"})
+    worker = service_files(settings, "Linux", tmp_path)
+    api = service_files(settings, "Linux", tmp_path, api_service(settings))
+    install(worker, None)
+    install(api, RecordingRunner())
+    unit = configparser.ConfigParser(interpolation=None)
+    unit.read_string(api.path.read_text())
+    assert api.path.name == "nightshift-api.service" and worker.path.is_file()
+    assert unit["Service"]["ExecStart"].endswith("-m producer.cli api")
+    assert int(unit["Service"]["TimeoutStopSec"]) < 60 < stop_timeout_s(settings)
+    assert 'NIGHTSHIFT_API_HOST="0.0.0.0"' in api.env_content.decode()
+    assert len({api.env_file, worker.env_file}) == 2 and api.log.name == "api.log"
+    plist = plistlib.loads(
+        service_files(settings, "Darwin", tmp_path, api_service(settings)).content
+    )
+    assert plist["Label"] == "io.nightshift.api" and plist["ProgramArguments"][-1] == "api"
+    uninstall(api, None)
+    assert worker.path.is_file()  # the worker keeps running

@@ -1,4 +1,5 @@
-"""`nightshift service install|uninstall`: run the worker at login (launchd / systemd --user).
+"""`nightshift service install|uninstall [--api]`: run the worker, or the HTTP API, at login
+(launchd / systemd --user).
 
 Imported by the command-line front door only when parsing; the service code loads inside
 the handlers.
@@ -20,19 +21,29 @@ if TYPE_CHECKING:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    service = sub.add_parser("service", help="run the worker at login (launchd / systemd --user)")
+    service = sub.add_parser(
+        "service", help="run the worker (or the API) at login (launchd / systemd --user)"
+    )
     service_sub = service.add_subparsers(dest="service_command", required=True, metavar="WHAT")
     for name, handler in (("install", cmd_service_install), ("uninstall", cmd_service_uninstall)):
-        p = service_sub.add_parser(name, help=f"{name} the worker service")
+        p = service_sub.add_parser(name, help=f"{name} the worker service (--api: the API's)")
+        p.add_argument(
+            "--api",
+            action="store_true",
+            help="the HTTP API's service (nightshift api, its NIGHTSHIFT_API_* settings) "
+            "instead of the worker's; the two are independent, install both to run both",
+        )
         p.add_argument("--print", action="store_true", help="print the file, change nothing")
         p.add_argument("--no-load", action="store_true", help="write/remove the file only")
         p.set_defaults(handler=handler)
 
 
 def _files(args: argparse.Namespace) -> ServiceFiles:
-    from worker.host.service import service_files
+    from worker.host.service import api_service, service_files, worker_service
 
-    return service_files(Settings.from_env(), platform.system(), Path.home())
+    settings = Settings.from_env()
+    service = api_service(settings) if args.api else worker_service(settings)
+    return service_files(settings, platform.system(), Path.home(), service)
 
 
 def cmd_service_install(args: argparse.Namespace) -> int:

@@ -1,10 +1,13 @@
-"""`nightshift service install|uninstall`: start the worker at login, restart it on a crash.
+"""`nightshift service install|uninstall [--api]`: start the worker (or the HTTP API) at login,
+restart it on a crash.
 
 macOS gets a launchd agent (~/Library/LaunchAgents), Linux a systemd user unit. Both run
-`python -m producer.cli worker` from this checkout with the NIGHTSHIFT_* settings that
-differ from the defaults, log to one known file, and on stop send SIGTERM, which Celery
-treats as a warm shutdown: the job in progress finishes first. So both wait longer than
-the longest job (the hard time limit plus a margin) before they kill anything.
+`python -m producer.cli worker` (or `api`) from this checkout with the NIGHTSHIFT_* settings
+that differ from the defaults, log to one known file, and on stop send SIGTERM. For the worker
+that is Celery's warm shutdown: the job in progress finishes first, so both wait longer than
+the longest job (the hard time limit plus a margin) before they kill anything. For the API it
+is uvicorn's graceful stop: requests finish, live streams close after a few seconds (clients
+reconnect with Last-Event-ID), so the wait is short.
 A plist cannot carry comments, so the why of each launchd key is written here:
 RunAtLoad starts it at login; KeepAlive/SuccessfulExit=false restarts it only after a
 crash; ThrottleInterval keeps a crash loop from spinning; ExitTimeOut is that long wait;
@@ -34,6 +37,9 @@ from worker.jobs.files import write_private
 
 LABEL = "io.nightshift.worker"
 UNIT = "nightshift-worker.service"
+# uvicorn closes live event streams this long after SIGTERM (producer/api/server.py's
+# GRACEFUL_STOP_S, not imported: that would load uvicorn), then the margin.
+API_STOP_S = 5 + 25
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: worker/host/service.py
 RESTART_DELAY_S = 30
 # Characters that systemd reads specially: in an EnvironmentFile double-quoted value, and
@@ -41,6 +47,31 @@ RESTART_DELAY_S = 30
 _ENV_SPECIAL = re.compile(r'["\\`$]')
 _EXEC_SPECIAL = re.compile(r"[\s\"'\\;]")
 Runner = Callable[[list[str]], object]
+
+
+@dataclass(frozen=True)
+class Service:
+    """What runs: its launchd label, systemd unit, command and how long a stop may take."""
+
+    name: str  # the command, and the log file's name
+    label: str
+    unit: str
+    description: str
+    stop_timeout_s: int
+
+    @property
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "producer.cli", self.name]
+
+
+def worker_service(settings: Settings) -> Service:
+    description = "Nightshift render worker (Celery, one job at a time)"
+    return Service("worker", LABEL, UNIT, description, stop_timeout_s(settings))
+
+
+def api_service(settings: Settings) -> Service:
+    description = "Nightshift HTTP API (nightshift api)"
+    return Service("api", "io.nightshift.api", "nightshift-api.service", description, API_STOP_S)
 
 
 @dataclass(frozen=True)
@@ -59,10 +90,6 @@ def stop_timeout_s(settings: Settings) -> int:
     return settings.job_time_limit_s + HARD_LIMIT_GRACE_S + 60
 
 
-def worker_command() -> list[str]:
-    return [sys.executable, "-m", "producer.cli", "worker"]
-
-
 def service_env(settings: Settings) -> dict[str, str]:
     """Only the settings changed from their defaults: the rest keep following the code."""
     changed = settings.model_dump(exclude_defaults=True)
@@ -71,18 +98,19 @@ def service_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def launchd_plist(settings: Settings, home: Path) -> ServiceFiles:
-    log = home / "Library" / "Logs" / "nightshift" / "worker.log"
-    path = home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+def launchd_plist(settings: Settings, home: Path, service: Service | None = None) -> ServiceFiles:
+    service = service or worker_service(settings)
+    log = home / "Library" / "Logs" / "nightshift" / f"{service.name}.log"
+    path = home / "Library" / "LaunchAgents" / f"{service.label}.plist"
     plist = {
-        "Label": LABEL,
-        "ProgramArguments": worker_command(),
+        "Label": service.label,
+        "ProgramArguments": service.command,
         "WorkingDirectory": str(ROOT),
         "EnvironmentVariables": service_env(settings),
         "RunAtLoad": True,
         "KeepAlive": {"SuccessfulExit": False},
         "ThrottleInterval": RESTART_DELAY_S,
-        "ExitTimeOut": stop_timeout_s(settings),
+        "ExitTimeOut": service.stop_timeout_s,
         "ProcessType": "Standard",
         "StandardOutPath": str(log),
         "StandardErrorPath": str(log),
@@ -93,31 +121,32 @@ def launchd_plist(settings: Settings, home: Path) -> ServiceFiles:
         log,
         plistlib.dumps(plist),
         load=[["launchctl", "bootstrap", domain, str(path)]],
-        unload=[["launchctl", "bootout", f"{domain}/{LABEL}"]],
+        unload=[["launchctl", "bootout", f"{domain}/{service.label}"]],
     )
 
 
-def systemd_unit(settings: Settings, home: Path) -> ServiceFiles:
-    log = home / ".local" / "state" / "nightshift" / "worker.log"
-    path = home / ".config" / "systemd" / "user" / UNIT
-    env_file = home / ".config" / "nightshift" / "worker.env"
+def systemd_unit(settings: Settings, home: Path, service: Service | None = None) -> ServiceFiles:
+    service = service or worker_service(settings)
+    log = home / ".local" / "state" / "nightshift" / f"{service.name}.log"
+    path = home / ".config" / "systemd" / "user" / service.unit
+    env_file = home / ".config" / "nightshift" / f"{service.name}.env"
     text = f"""[Unit]
-Description=Nightshift render worker (Celery, one job at a time)
+Description={service.description}
 
 [Service]
 Type=simple
 WorkingDirectory={_unit_value(str(ROOT))}
-ExecStart={" ".join(_exec_word(word) for word in worker_command())}
+ExecStart={" ".join(_exec_word(word) for word in service.command)}
 # The NIGHTSHIFT_* settings, passwords included: a file only this user can read (mode 600).
 EnvironmentFile={_unit_value(str(env_file))}
 # Restart after a crash only; a clean stop stays stopped.
 Restart=on-failure
 RestartSec={RESTART_DELAY_S}
-# SIGTERM to the Celery parent = warm shutdown: the current job finishes first,
-# so wait longer than the longest job before the SIGKILL.
+# SIGTERM: the worker's warm shutdown (the current job finishes first, so wait longer than
+# the longest job before the SIGKILL), or the API's graceful stop.
 KillSignal=SIGTERM
 KillMode=mixed
-TimeoutStopSec={stop_timeout_s(settings)}
+TimeoutStopSec={service.stop_timeout_s}
 StandardOutput=append:{_unit_value(str(log))}
 StandardError=append:{_unit_value(str(log))}
 
@@ -129,8 +158,8 @@ WantedBy=default.target
         path,
         log,
         text.encode(),
-        load=[[*user, "daemon-reload"], [*user, "enable", "--now", UNIT]],
-        unload=[[*user, "disable", "--now", UNIT]],
+        load=[[*user, "daemon-reload"], [*user, "enable", "--now", service.unit]],
+        unload=[[*user, "disable", "--now", service.unit]],
         env_file=env_file,
         env_content=environment_file(service_env(settings)).encode(),
     )
@@ -139,7 +168,7 @@ WantedBy=default.target
 def environment_file(env: dict[str, str]) -> str:
     """systemd's EnvironmentFile= format: one double-quoted assignment a line."""
     lines = [f'{name}="{_env_escaped(value)}"\n' for name, value in sorted(env.items())]
-    return "# nightshift service install: the worker's settings (mode 600).\n" + "".join(lines)
+    return "# nightshift service install: the settings (mode 600).\n" + "".join(lines)
 
 
 def _env_escaped(value: str) -> str:
@@ -159,8 +188,13 @@ def _exec_word(word: str) -> str:
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def service_files(settings: Settings, system: str, home: Path) -> ServiceFiles:
-    return launchd_plist(settings, home) if system == "Darwin" else systemd_unit(settings, home)
+def service_files(
+    settings: Settings, system: str, home: Path, service: Service | None = None
+) -> ServiceFiles:
+    service = service or worker_service(settings)
+    if system == "Darwin":
+        return launchd_plist(settings, home, service)
+    return systemd_unit(settings, home, service)
 
 
 def install(files: ServiceFiles, run: Runner | None) -> None:

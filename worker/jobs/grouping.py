@@ -31,6 +31,7 @@ from config.records import JobRecord
 from config.schema import JobSpec
 from worker.jobs.run import (
     CancelCheck,
+    GroupReporter,
     Progress,
     ProgressReporter,
     fail_job,
@@ -139,11 +140,13 @@ def _run_batch(batch: list[JobSpec], ctx: WorkerContext) -> list[JobRecord]:
 
 def _together(specs: list[JobSpec], ctx: WorkerContext) -> list[JobRecord]:
     checks = [CancelCheck(ctx, spec.id) for spec in specs]
-    reporters = [ProgressReporter(ctx, spec) for spec in specs]
-
-    def on_step(image: int, step: int, steps: int) -> None:
-        for report in reporters:
-            report(0, step, steps)
+    # Each job's images follow the previous jobs' in the pass: its preview is its own slice.
+    firsts = [sum(spec.images for spec in specs[:n]) for n in range(len(specs))]
+    reporters = [
+        ProgressReporter(ctx, spec, first_image=first)
+        for spec, first in zip(specs, firsts, strict=True)
+    ]
+    on_step = GroupReporter(reporters)
 
     def should_stop() -> bool:
         # Stop the shared pass only when every job in it was cancelled.

@@ -8,6 +8,7 @@ by the attempt (worker/jobs/fencing.py): a worker that slept past its lease writ
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,9 +32,11 @@ from config.errors import (
 from config.models import check_job
 from config.records import JobRecord, JobStatus, RenderInfo
 from config.schema import JobSpec, Limits, parse_job
+from config.store import previews
 from worker.jobs import deadletter, fencing
 from worker.jobs.outputs import output_paths, outputs_complete, png_info, save_png
-from worker.render.renderer import Inputs, Renderer, RenderResult
+from worker.render import preview
+from worker.render.renderer import Draw, Inputs, Renderer, RenderResult
 from worker.runtime import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -220,21 +223,37 @@ def _succeed(
 
 
 class ProgressReporter:
-    """Step hook that writes progress into the record, at most once per interval.
+    """Step hook that writes progress into the record, at most once per interval, and with
+    it, at most once per preview interval, a live preview (config/store/previews.py).
 
     The first write comes one interval after the start (the record already says
     "started"), and the very last step is not written here but kept in `final` for the
-    success record: a short job costs no progress writes at all.
+    success record: a short job costs no progress writes, and no preview, at all. A
+    preview is stored before the progress that names its step (`preview`), so whoever
+    reads that step finds the picture.
     """
 
     def __init__(
-        self, ctx: WorkerContext, spec: JobSpec, clock: Callable[[], float] = time.monotonic
+        self,
+        ctx: WorkerContext,
+        spec: JobSpec,
+        clock: Callable[[], float] = time.monotonic,
+        first_image: int = 0,
     ):
         self.ctx, self.spec, self.clock = ctx, spec, clock
         self.last = clock()
         self.final: Progress | None = None
+        self.first_image = first_image  # the job's first image in its pass (a grouped pass)
+        self._draw: Draw | None = None  # this step's, from the renderer (PreviewHook)
+        self._preview_at = -math.inf
+        self._preview_step: int | None = None
+        self._preview_warned = False
+
+    def preview(self, draw: Draw) -> None:
+        self._draw = draw
 
     def __call__(self, image_index: int, step: int, steps: int) -> None:
+        draw, self._draw = self._draw, None
         now = self.clock()
         if step < steps and now - self.last < self.ctx.settings.progress_interval_s:
             return
@@ -248,6 +267,10 @@ class ProgressReporter:
         if step >= steps and image_index + 1 >= self.spec.images:
             self.final = progress
             return
+        if draw is not None:
+            self._publish_preview(draw, step, steps, now)
+        if self._preview_step is not None:
+            progress["preview"] = self._preview_step
 
         def set_progress(record: JobRecord) -> None:
             record.progress = progress
@@ -256,6 +279,36 @@ class ProgressReporter:
             self.ctx.store.update(self.spec.id, fencing.fenced(set_progress))
         except BrokerUnavailable as exc:  # progress is a courtesy: never fail a render for it
             logger.warning("job %s: progress not recorded: %s", self.spec.id, exc)
+
+    def _publish_preview(self, draw: Draw, step: int, steps: int, now: float) -> None:
+        interval = self.ctx.settings.preview_interval_s
+        if not interval or now - self._preview_at < interval:
+            return
+        self._preview_at = now
+        try:
+            image = preview.encode(draw(self.first_image))
+            previews.put(self.ctx.store.redis, self.spec.id, previews.Preview(image, step, steps))
+        except Exception as exc:  # a preview is a courtesy too: whatever broke, render on
+            if not self._preview_warned:
+                logger.warning("job %s: no live preview: %s", self.spec.id, exc)
+                self._preview_warned = True
+            return
+        self._preview_step = step
+
+
+class GroupReporter:
+    """The step hook of a grouped pass: each job's reporter, its preview its own slice."""
+
+    def __init__(self, reporters: list[ProgressReporter]) -> None:
+        self.reporters = reporters
+
+    def preview(self, draw: Draw) -> None:
+        for report in self.reporters:
+            report.preview(draw)
+
+    def __call__(self, image: int, step: int, steps: int) -> None:
+        for report in self.reporters:
+            report(0, step, steps)
 
 
 class CancelCheck:

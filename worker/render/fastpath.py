@@ -6,7 +6,8 @@ graph. Compiling takes minutes, so it happens once per worker process, before th
 worker reports ready, for each group size it will render (a new batch size is a new
 graph). After that, torch is told to run any unseen shape eagerly rather than compile
 it inside a job. mps and cpu never take this path; NIGHTSHIFT_FAST_PATH=false turns
-it off on cuda too.
+it off on cuda too. What torch compiles is kept in the data dir (compile_cache.py): a
+restarted worker loads it instead of compiling again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from config.schema import JobSpec, Limits, parse_job
 from config.settings import Settings
+from worker.render import compile_cache
 from worker.render.device import DevicePlan
 from worker.render.renderer import Renderer
 
@@ -36,6 +38,8 @@ class FastPathReport:
     compile_s: float = 0.0
     group_sizes: tuple[int, ...] = ()
     warm_s: dict[int, float] = field(default_factory=dict)
+    # Whether an earlier start's compile was found (worker/render/compile_cache.py).
+    compile_cache: str = "off"  # off (no compile), warm or cold
 
 
 def wanted(settings: Settings, plan: DevicePlan) -> tuple[bool, str]:
@@ -83,17 +87,27 @@ def apply(renderer: Renderer, settings: Settings, plan: DevicePlan) -> FastPathR
             warm_group_size(renderer, settings, 1)
         return FastPathReport(False, reason)
     start = time.perf_counter()
+    # Before anything compiles: torch reads its cache folders when it first does.
+    cache = compile_cache.open_cache(settings.compile_cache_path, renderer.model_name)
+    cache.load()
     steps = prepare_modules(renderer.pipe)
     compile_unet(renderer.pipe, settings.compile_mode)
     report = FastPathReport(True, f"{reason}; {', '.join(steps)}", group_sizes=settings.group_sizes)
+    report.compile_cache = cache.state
+    warm_all(renderer, settings, report)
+    _no_compile_in_jobs()
+    cache.save()  # every group size compiled: what the next start of this model loads
+    report.compile_s = time.perf_counter() - start
+    logger.info("fast path ready in %.1f s, compile cache %s", report.compile_s, cache.state)
+    return report
+
+
+def warm_all(renderer: Renderer, settings: Settings, report: FastPathReport) -> None:
     # Largest first: switching CUDA graphs costs the first call after the switch, so the
     # size most jobs use (1, one job at a time) is the last one warmed before ready.
     for size in sorted(report.group_sizes, reverse=True):
         report.warm_s[size] = warm_group_size(renderer, settings, size)
         logger.info("fast path: group size %d warmed in %.1f s", size, report.warm_s[size])
-    _no_compile_in_jobs()
-    report.compile_s = time.perf_counter() - start
-    return report
 
 
 def warm_group_size(renderer: Renderer, settings: Settings, size: int) -> float:

@@ -25,10 +25,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from config.errors import ErrorCode, InvalidJob, JobCancelled, LoraUnavailable, RenderFailed
 from config.schema import JobSpec, LoraRef
+from worker.render import preview, slicing
 from worker.render.device import DevicePlan
 from worker.render.families import Family, of_pipeline
 from worker.render.pipeline import dtype_kwarg
@@ -39,6 +40,21 @@ logger = logging.getLogger(__name__)
 # (image index, step done, steps in all): called from the denoising loop. A hires fix counts
 # both its passes in one run of steps.
 StepHook = Callable[[int, int, int], None]
+# A step hook that has a `preview` method (PreviewHook) also gets, just before each call, a
+# function that draws image i of the pass as a small picture (worker/render/preview.py).
+Draw = Callable[[int], Any]
+
+
+class PreviewHook(Protocol):
+    """A step hook that takes live previews: drawing costs a projection and a copy to the
+    CPU, so the hook draws only the steps it publishes (the function holds that step's
+    latents: it is good until the hook's next call)."""
+
+    def __call__(self, image: int, step: int, steps: int) -> None: ...
+
+    def preview(self, draw: Draw) -> None: ...
+
+
 StopCheck = Callable[[], bool]
 # The modules a derived pipeline must share with the loaded one (the weights).
 SHARED_MODULES = ("unet", "vae", "text_encoder", "text_encoder_2")
@@ -138,6 +154,7 @@ class Renderer:
         self.adapters: Any = None
         self.no_lora_reason = "this worker has no LoRA folder"
         self._lora_hashes: dict[str, str] = {}
+        self._unsliced: slicing.Saved | None = None  # what slicing replaced (_set_slicing)
 
     @property
     def pipe(self) -> Any:
@@ -362,6 +379,10 @@ class Renderer:
 
         def callback(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             run.steps_done += 1
+            offer = getattr(run.on_step, "preview", None)  # a PreviewHook
+            if offer is not None and kwargs.get("latents") is not None:
+                latents, size = kwargs["latents"], (stage.spec.width, stage.spec.height)
+                offer(lambda i: preview.picture(self.family, latents, i, size))
             if run.on_step is not None:
                 # num_timesteps, not num_inference_steps: PNDM makes 51 calls for 50 steps,
                 # and an img2img call makes only its strength's share of them.
@@ -476,10 +497,16 @@ class Renderer:
         return self.plan.attention_slicing or (self.plan.device == "mps" and big)
 
     def _set_slicing(self, pipe: Any, on: bool) -> None:
+        # Only on a change, and back to what was there: disable_attention_slicing would put
+        # plain processors in place of the fast path's fused ones (worker/render/slicing.py).
+        # The state is the shared UNet's, so derived pipelines see the same.
+        if on == slicing.is_sliced(pipe):
+            return
         if on:
-            pipe.enable_attention_slicing()
+            self._unsliced = slicing.slice_attention(pipe)
         else:
-            pipe.disable_attention_slicing()
+            slicing.restore(pipe, self._unsliced)
+            self._unsliced = None
 
     def _use_loras(self, loras: list[LoraRef]) -> None:
         if self.adapters is None:

@@ -47,7 +47,8 @@ async def job_events(
     resume: ResumeQuery = None,
 ) -> StreamingResponse:
     """`record` (the job now), then `status`, `progress` and `finished` events; the stream
-    ends after `finished` (at once for a job that has ended)."""
+    ends after `finished` (at once for a job that has ended). A `progress` whose
+    `progress.preview` names a step has a new live preview at `preview_url`."""
     since = resume_from(last_event_id, resume)
     await run_in_threadpool(ctx.client.store.get, job_id)  # 404 or 503 while a status can be
     stream = guarded(job_stream(ctx.hub, ctx.client.store, job_id, since))

@@ -1,4 +1,5 @@
-"""/v1/jobs: submit one job, list and read them, cancel one, fetch its images.
+"""/v1/jobs: submit one job, list and read them, cancel one, fetch its images (and, while it
+runs, its live preview).
 
 Everything goes through the Client the CLI uses (producer/client.py): submit validates and
 stores exactly as `nightshift submit` does, cancel is `nightshift cancel`, a record is
@@ -22,7 +23,7 @@ from config.errors import InvalidJob
 from config.fields import INPUT_ID_RE
 from config.records import JobRecord, JobStatus
 from config.schema import Hires, LoraRef, SchedulerName
-from config.store import reachable
+from config.store import previews, reachable
 from producer.api import paging
 from producer.api.auth import READ, SUBMIT
 from producer.api.context import Ctx
@@ -143,6 +144,26 @@ def image(job_id: str, n: int, ctx: Ctx) -> FileResponse:
     record = ctx.client.store.get(job_id)
     path = _image_path(record, n, ctx.settings.results_path)
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private"})
+
+
+@router.get("/{job_id}/preview", dependencies=[READ], response_class=Response)
+def preview(job_id: str, ctx: Ctx) -> Response:
+    """The running job's newest live preview: a small JPEG (longest side at most 256) of its
+    latents, the step it shows in X-Preview-Step. 404 when there is none: not started yet,
+    ended over a minute ago, or the worker's previews are off (NIGHTSHIFT_PREVIEW_INTERVAL_S=0).
+    Events say when there is a new one: `progress.preview`."""
+    record = ctx.client.store.get(job_id)
+    with reachable():
+        found = previews.get(ctx.client.store.redis, record.id)
+    if found is None:
+        message = f"job {record.id} has no live preview now (it is {record.status.value})"
+        raise ApiError(404, "not_found", message)
+    headers = {
+        "Cache-Control": "no-store",  # the next step replaces it under the same URL
+        "X-Preview-Step": str(found.step),
+        "X-Preview-Steps": str(found.steps),
+    }
+    return Response(found.image, media_type=previews.MEDIA_TYPE, headers=headers)
 
 
 def _image_path(record: JobRecord, n: int, results: Path) -> Path:

@@ -20,6 +20,9 @@ CallKwargs = Callable[[JobSpec, Sequence[JobSpec] | None], dict[str, Any]]
 Conditioning = Callable[[JobSpec], dict[str, Any]]
 # (vae, latents, float32 asked for by the safer retry) -> decoded pixels in [-1, 1].
 Decode = Callable[[Any, Any, bool], Any]
+# A latent channel's contribution to R, G and B (one row per channel), for live previews
+# (worker/render/preview.py): a linear fit of the VAE's decode, no model needed.
+LatentRgb = tuple[tuple[float, float, float], ...]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,10 @@ class Family:
     conditioning: Conditioning
     decode: Decode
     build_tiny: Callable[[int], Any]  # seed -> a tiny random-weight pipeline, in memory
+    # Live previews: latents (as the UNet sees them, scaled) @ latent_rgb + latent_rgb_bias
+    # approximates the decoded picture in [-1, 1].
+    latent_rgb: LatentRgb
+    latent_rgb_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def class_for(self, mode: str) -> str:
         """The diffusers class that renders a job of this mode (JobSpec.mode)."""
@@ -48,6 +55,17 @@ class Family:
             "inpaint": self.inpaint_class,
         }
         return classes[mode]
+
+
+# ComfyUI's fit for the SD 1.x VAE (comfy/latent_formats.py, class SD15; A1111's "Approximate
+# cheap" preview is the same idea). SD 2.x shares that VAE, and so do the tiny test models'
+# 4 channels (random weights: any 4-channel table serves them).
+SD_VAE_RGB: LatentRgb = (
+    (0.3512, 0.2297, 0.3227),
+    (0.3250, 0.4974, 0.2350),
+    (-0.2829, 0.1762, 0.2721),
+    (-0.2120, -0.2616, -0.7177),
+)
 
 
 def no_call_kwargs(spec: JobSpec, group: Sequence[JobSpec] | None = None) -> dict[str, Any]:

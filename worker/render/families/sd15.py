@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from worker.render.families import parts
-from worker.render.families.base import Family, no_call_kwargs, no_conditioning, plain_decode
+from worker.render.families.base import (
+    SD_VAE_RGB,
+    Family,
+    no_call_kwargs,
+    no_conditioning,
+    plain_decode,
+)
 
 
 def build_tiny(seed: int) -> Any:
@@ -43,4 +49,5 @@ FAMILY = Family(
     conditioning=no_conditioning,
     decode=plain_decode,
     build_tiny=build_tiny,
+    latent_rgb=SD_VAE_RGB,
 )

@@ -12,7 +12,13 @@ from typing import Any
 
 from config.families import SD2_TEXT_WIDTH
 from worker.render.families import parts
-from worker.render.families.base import Family, no_call_kwargs, no_conditioning, plain_decode
+from worker.render.families.base import (
+    SD_VAE_RGB,
+    Family,
+    no_call_kwargs,
+    no_conditioning,
+    plain_decode,
+)
 
 
 def build_tiny(seed: int) -> Any:
@@ -58,4 +64,5 @@ FAMILY = Family(
     conditioning=no_conditioning,
     decode=plain_decode,
     build_tiny=build_tiny,
+    latent_rgb=SD_VAE_RGB,
 )

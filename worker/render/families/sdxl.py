@@ -27,6 +27,15 @@ from worker.render.families.base import Family, decode_in
 # SDXL's add_time_ids: original size (2), crop top-left (2), target size (2).
 TIME_IDS = 6
 TIME_EMBED_DIM = 8  # the tiny model's addition_time_embed_dim
+# Live previews: ComfyUI's fit for the SDXL VAE (comfy/latent_formats.py, class SDXL), with
+# its bias; the tiny SDXL model has 4 latent channels too.
+LATENT_RGB = (
+    (0.3651, 0.4232, 0.4341),
+    (-0.2533, -0.0042, 0.1068),
+    (0.1076, 0.1111, -0.0362),
+    (-0.3165, -0.2492, -0.2188),
+)
+LATENT_RGB_BIAS = (0.1084, -0.0175, -0.0011)
 
 
 def call_kwargs(spec: JobSpec, group: Sequence[JobSpec] | None = None) -> dict[str, Any]:
@@ -122,4 +131,6 @@ FAMILY = Family(
     conditioning=conditioning,
     decode=decode,
     build_tiny=build_tiny,
+    latent_rgb=LATENT_RGB,
+    latent_rgb_bias=LATENT_RGB_BIAS,
 )

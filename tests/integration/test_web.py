@@ -1,0 +1,381 @@
+"""The web app (issue 16) in a real headless Chromium, driven by Playwright, against a real
+`nightshift api`, a real worker (the tiny model on the CPU) and Redis.
+
+One server, one worker and one browser serve the module; each test signs in a fresh browser
+context with a token of its own scope, as a person would, through the sign-in form. Every
+page is saved as a screenshot at desktop and phone widths under test-artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from conftest import WorkerProcess
+from test_api import ROOT, ApiProcess, run_nightshift
+
+from config import keys as names
+from config.settings import Settings
+from config.store import sessions
+from config.store import tokens as tokens_store
+from producer.local_redis import LocalRedis
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs the Debian chromium package")
+
+ARTIFACTS = ROOT / "test-artifacts" / "web"
+SIZES = {
+    "desktop": {"width": 1280, "height": 800},
+    "phone": {"width": 390, "height": 844},
+}
+SMALL = {"width": 64, "height": 64}
+XSS = "<img src=x onerror=alert(1)><script>alert(2)</script> xss-marker"
+SLOW_STEPS = 500  # seen running and cancelled: the tiny model's steps are quick
+WAIT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def web_settings(
+    redis_server: LocalRedis, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """This module owns the session's Redis while it runs (other modules flush it per test)."""
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()
+    redis.Redis.from_url(redis_server.url).flushall()
+    folder = tmp_path_factory.mktemp("web")
+    return Settings(
+        redis_url=redis_server.url,
+        model=str(tiny_model),
+        data_dir=folder / "data",
+        results_dir=folder / "results",
+        device="cpu",
+        queues=f"web-{uuid.uuid4().hex[:8]}",
+        default_steps=2,
+        progress_interval_s=0.02,
+        preview_interval_s=0.05,
+    )
+
+
+@pytest.fixture(scope="module")
+def tokens(web_settings: Settings) -> dict[str, str]:
+    made = {}
+    for scope in ("read", "submit", "admin"):
+        out = run_nightshift(web_settings, "token", "create", f"web-{scope}", "--scope", scope)
+        assert out.returncode == 0, out.stderr
+        made[scope] = out.stdout.strip()
+    return made
+
+
+@pytest.fixture(scope="module")
+def server(
+    web_settings: Settings, tokens: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiProcess]:
+    process = ApiProcess(web_settings, tmp_path_factory.mktemp("web-log") / "api.log")
+    try:
+        process.wait_up()
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(
+    web_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(web_settings, tmp_path_factory.mktemp("w") / "worker.log", {})
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def sign_in(browser: Any, server: ApiProcess, tokens: dict[str, str]) -> Iterator[Callable]:
+    """sign_in(scope) -> a page signed in with that scope's token; dialogs are recorded on
+    page.dialogs (any one is a failure: no page may run a prompt's script)."""
+    contexts = []
+
+    def open_as(scope: str) -> Any:
+        context = browser.new_context(viewport=SIZES["desktop"])
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.dialogs = []
+        page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+        page.goto(f"{server.url}/")
+        assert "/login" in page.url  # not signed in: sent to the sign-in form
+        page.get_by_label("API token").fill(tokens[scope])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{server.url}/")
+        page.wait_for_selector("body[data-ready]")
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
+def shoot(page: Any, name: str) -> None:
+    """The page as it is, at desktop and phone widths."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for size, viewport in SIZES.items():
+        page.set_viewport_size(viewport)
+        page.wait_for_timeout(100)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{size}.png"), full_page=True)
+    page.set_viewport_size(SIZES["desktop"])
+
+
+def api(server: ApiProcess, token: str, method: str, path: str, **kw: Any) -> Any:
+    headers = {"Authorization": f"Bearer {token}"}
+    response = httpx.request(method, f"{server.url}{path}", headers=headers, timeout=30, **kw)
+    assert response.status_code < 300, response.text
+    return response.json()
+
+
+def wait_status(server: ApiProcess, token: str, job_id: str, wanted: set[str]) -> dict:
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
+        job = api(server, token, "GET", f"/v1/jobs/{job_id}")
+        if job["status"] in wanted:
+            return dict(job)
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job['status']}, not {wanted}")
+
+
+def test_submitting_from_the_form_shows_progress_the_preview_and_the_image(
+    sign_in: Callable, worker: WorkerProcess
+) -> None:
+    page = sign_in("submit")
+    shoot(page, "queue")
+    page.get_by_role("link", name="Submit").click()
+    page.wait_for_selector("#model option:nth-child(2)", state="attached")
+    page.get_by_label("Prompt", exact=True).fill(XSS)
+    page.get_by_label("Width").fill("64")
+    page.get_by_label("Height").fill("64")
+    page.get_by_label("Steps").fill("8")
+    page.get_by_label("Seed", exact=True).fill("7")
+    # Sample what the page shows while it renders: progress values and loaded previews.
+    page.evaluate("""() => { window.seen = {progress: [], previews: []};
+      setInterval(() => {
+        const bar = document.querySelector('#live progress');
+        if (bar) window.seen.progress.push(Number(bar.value));
+        const img = document.querySelector('#live img.preview');
+        if (img && img.complete && img.naturalWidth > 0 && !img.hidden)
+          window.seen.previews.push(img.currentSrc);
+      }, 15); }""")
+    shoot(page, "submit")
+    page.get_by_role("button", name="Submit", exact=True).click()
+    image = page.locator("#live img.result").first
+    image.wait_for()
+    page.wait_for_function("() => document.querySelector('#live img.result').naturalWidth > 0")
+    seen = page.evaluate("window.seen")
+    progress = sorted(set(seen["progress"]))
+    assert any(0 < value < 100 for value in progress), progress  # seen part-way through
+    assert len(set(seen["previews"])) >= 2, seen["previews"]  # the preview changed
+    assert page.locator("#live .status").inner_text() == "succeeded"
+    assert image.get_attribute("alt") == XSS  # alt text from the prompt, as text
+    shoot(page, "submit-done")
+    assert page.dialogs == []
+
+
+def test_a_running_job_is_cancelled_from_the_queue_page(
+    sign_in: Callable, server: ApiProcess, tokens: dict[str, str], worker: WorkerProcess
+) -> None:
+    job = api(
+        server,
+        tokens["submit"],
+        "POST",
+        "/v1/jobs",
+        json={"prompt": "a slow fox", "steps": SLOW_STEPS, **SMALL},
+    )
+    page = sign_in("submit")
+    running = page.locator(f'#running li[data-job="{job["id"]}"]')
+    running.locator("progress").wait_for()
+    shoot(page, "queue-running")
+    running.get_by_role("button", name="Cancel job").click()
+    assert wait_status(server, tokens["read"], job["id"], {"cancelled"})["status"] == "cancelled"
+    page.wait_for_selector(f'#recent li[data-job="{job["id"]}"][data-status="cancelled"]')
+
+
+def test_an_admin_pauses_and_resumes_the_workers(
+    sign_in: Callable, server: ApiProcess, tokens: dict[str, str]
+) -> None:
+    page = sign_in("admin")
+    try:
+        page.get_by_role("button", name="Pause workers").click()
+        page.wait_for_selector('#queue-state[data-paused="true"]')
+        assert api(server, tokens["read"], "GET", "/v1/queue")["paused"] is True
+        shoot(page, "queue-paused")
+        page.get_by_role("button", name="Resume workers").click()
+        page.wait_for_selector('#queue-state[data-paused="false"]')
+        assert api(server, tokens["read"], "GET", "/v1/queue")["paused"] is False
+    finally:
+        api(server, tokens["admin"], "POST", "/v1/queue/resume")
+
+
+def test_a_batch_file_is_checked_by_a_dry_run_then_confirmed(
+    sign_in: Callable, server: ApiProcess, tokens: dict[str, str], worker: WorkerProcess
+) -> None:
+    batch = (
+        "name: web-batch\ndefaults: {steps: 2, width: 64, height: 64}\n"
+        "prompts:\n  - a red kite over the sea\n  - a blue kite over the sea\n"
+    )
+    page = sign_in("submit")
+    page.goto(page.url + "submit")
+    page.get_by_label("Batch file").set_input_files(
+        files=[{"name": "kites.yaml", "mimeType": "application/yaml", "buffer": batch.encode()}]
+    )
+    page.get_by_role("button", name="Check it (dry run)").click()
+    page.wait_for_selector("#dry:not([hidden])")
+    assert page.locator("#dry-summary").inner_text().startswith("2 job(s)")
+    assert "kite over the sea" in page.locator("#dry-sample").inner_text()
+    assert api(server, tokens["read"], "GET", "/v1/batches")["batches"] == []  # nothing yet
+    shoot(page, "submit-dry-run")
+    page.get_by_role("button", name="Submit this batch").click()
+    page.wait_for_selector("#batch-done a")
+    batches = api(server, tokens["read"], "GET", "/v1/batches")["batches"]
+    assert [b["total"] for b in batches] == [2]
+    page.get_by_role("link", name="See it on the batches page").click()
+    page.wait_for_selector(f'li[data-batch="{batches[0]["id"]}"]')
+    shoot(page, "batches")
+
+
+def test_history_search_opens_an_image_page_that_replays_it(
+    sign_in: Callable, server: ApiProcess, tokens: dict[str, str], worker: WorkerProcess
+) -> None:
+    made = api(
+        server,
+        tokens["submit"],
+        "POST",
+        "/v1/jobs",
+        json={"prompt": "a zebracorn in the orchard", "steps": 2, **SMALL},
+    )
+    wait_status(server, tokens["read"], made["id"], {"succeeded"})
+    page = sign_in("read")
+    page.get_by_role("link", name="History").click()
+    page.wait_for_selector("body[data-ready]")
+    shoot(page, "history")
+    page.get_by_label("Search prompts").fill("zebracorn")
+    page.get_by_role("button", name="Search").click()
+    hit = page.locator(f'#history li[data-job="{made["id"]}"]')
+    hit.wait_for()
+    assert page.locator("#history li").count() == 1
+    hit.get_by_role("link").click()
+    page.wait_for_url(f"**/jobs/{made['id']}")
+    page.wait_for_selector("#images img.result")
+    assert "a zebracorn in the orchard" in page.locator("#meta").inner_text()
+    download = page.get_by_role("link", name="Download image 1 (PNG)")
+    assert download.get_attribute("download") == f"{made['id']}-0.png"
+    shoot(page, "job")
+    # A read token sees no Replay: sign in with submit to replay.
+    assert not page.get_by_role("button", name="Replay").is_visible()
+    page = sign_in("submit")
+    page.goto(f"{server.url}/jobs/{made['id']}")
+    page.get_by_role("link", name="Use as init image").click()
+    page.wait_for_selector("#init-preview:not([hidden])")
+    assert page.get_by_label("Prompt", exact=True).input_value() == made["prompt"]
+    assert "init image" in page.locator("#init-from").inner_text().lower()
+    page.goto(f"{server.url}/jobs/{made['id']}")
+    page.get_by_role("button", name="Replay").click()
+    page.wait_for_url(lambda url: made["id"] not in url and "/jobs/" in url)
+    replay_id = page.url.rsplit("/", 1)[1]
+    replayed = wait_status(server, tokens["read"], replay_id, {"succeeded"})
+    assert replayed["prompt"] == made["prompt"] and replayed["seed"] == made["seed"]
+    page.wait_for_selector("#images img.result")
+
+
+def test_a_prompt_holding_html_is_text_on_every_page(
+    sign_in: Callable, server: ApiProcess, tokens: dict[str, str], worker: WorkerProcess
+) -> None:
+    made = api(server, tokens["submit"], "POST", "/v1/jobs", json={"prompt": XSS, **SMALL})
+    wait_status(server, tokens["read"], made["id"], {"succeeded"})
+    page = sign_in("read")
+    for path, where in (
+        ("/", f'#recent li[data-job="{made["id"]}"] .prompt'),
+        ("/history?q=xss-marker", f'#history li[data-job="{made["id"]}"] .prompt'),
+        (f"/jobs/{made['id']}", "#meta td"),
+    ):
+        page.goto(f"{server.url}{path}")
+        page.wait_for_selector(where)
+        assert page.get_by_text(XSS, exact=True).first.is_visible(), path
+        assert page.locator("main script, main img[src='x']").count() == 0, path
+    shoot(page, "job-html-prompt")
+    assert page.dialogs == []
+
+
+def test_a_read_token_sees_no_actions_and_a_write_without_csrf_is_refused(
+    sign_in: Callable, server: ApiProcess
+) -> None:
+    page = sign_in("read")
+    assert not page.get_by_role("button", name="Pause workers").is_visible()
+    assert page.locator(".cancel-job").count() == 0
+    page.goto(f"{server.url}/submit")
+    assert page.get_by_role("button", name="Submit", exact=True).is_disabled()
+    page = sign_in("submit")
+    post = """async (headers) => (await fetch('/v1/jobs', {method: 'POST', headers,
+        body: JSON.stringify({prompt: 'posted', steps: 2, width: 64, height: 64})})).status"""
+    json_type = {"Content-Type": "application/json"}
+    assert page.evaluate(post, json_type) == 403  # the session cookie alone writes nothing
+    csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert page.evaluate(post, json_type | {"X-CSRF-Token": csrf}) == 201
+
+
+def test_signing_out_ends_the_session_for_the_api_too(
+    sign_in: Callable, server: ApiProcess
+) -> None:
+    page = sign_in("read")
+    status = "async () => (await fetch('/v1/queue')).status"
+    assert page.evaluate(status) == 200
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/login")
+    assert page.evaluate(status) == 401
+    page.goto(f"{server.url}/history")
+    assert "/login?next=/history" in page.url
+
+
+def session_key(session_id: str) -> str:
+    return names.web_session_key(hashlib.sha256(session_id.encode()).hexdigest())
+
+
+def test_a_session_slides_expires_and_dies_with_its_token(web_settings: Settings) -> None:
+    client = redis.Redis.from_url(web_settings.redis_url)
+    token = tokens_store.create(client, "web-session-test", "submit")
+    info = tokens_store.lookup(client, token)
+    assert info is not None
+    session_id, made = sessions.create(client, token, info, ttl_s=60)
+    key = session_key(session_id)
+    assert token not in str(client.get(key)) and session_id not in str(client.get(key))
+    client.expire(key, 5)
+    found = sessions.lookup(client, session_id, ttl_s=60)
+    assert found is not None and found.csrf == made.csrf and found.scope == "submit"
+    assert client.ttl(key) > 5  # each use slides it on
+    assert sessions.lookup(client, "another id") is None
+    client.pexpire(key, 1)
+    deadline = time.monotonic() + 5
+    while client.exists(key) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sessions.lookup(client, session_id) is None  # expired
+    session_id, _ = sessions.create(client, token, info)
+    tokens_store.revoke(client, "web-session-test")
+    assert sessions.lookup(client, session_id) is None  # its token is gone: so is it
+    assert (
+        client.exists(names.web_session_key(hashlib.sha256(session_id.encode()).hexdigest())) == 0
+    )
