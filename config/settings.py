@@ -371,6 +371,10 @@ class Settings(BaseSettings):
         base = self.results_dir if self.results_dir is not None else self.data_path / "results"
         return base.expanduser().resolve()
 
+    def report_path(self, batch_id: str) -> Path:
+        """A batch's folder: its images, and the morning report the worker writes there."""
+        return self.results_path / "batches" / batch_id
+
     @property
     def compile_cache_path(self) -> Path:
         base = self.compile_cache_dir or self.data_path / "compile-cache"

@@ -256,6 +256,14 @@ def test_a_batch_file_is_checked_by_a_dry_run_then_confirmed(
     page.get_by_role("link", name="See it on the batches page").click()
     page.wait_for_selector(f'li[data-batch="{batches[0]["id"]}"]')
     shoot(page, "batches")
+    deadline = time.monotonic() + 90  # its two jobs render, then the worker writes the report
+    while not page.get_by_role("link", name="Morning report").count():
+        assert time.monotonic() < deadline, "no morning report link"
+        time.sleep(0.5)
+        page.reload()
+        page.wait_for_selector(f'li[data-batch="{batches[0]["id"]}"]')
+    page.get_by_role("link", name="Morning report").click()
+    assert "web-batch" in page.title()  # the report's own page, through the session
 
 
 def test_history_search_opens_an_image_page_that_replays_it(

@@ -30,7 +30,7 @@ SHEET_COLUMNS = 8
 
 
 def report_folder(settings: Settings, batch_id: str) -> Path:
-    return settings.results_path / "batches" / batch_id
+    return settings.report_path(batch_id)
 
 
 def write_report(client: redis.Redis, settings: Settings, batch_id: str) -> Path:

@@ -9,6 +9,7 @@ reach no file of the server's.
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from config.errors import BrokerUnavailable
@@ -168,6 +170,41 @@ def status(batch_id: str, ctx: Ctx) -> dict[str, Any]:
         "eta_s": found.eta_s(),
         "reports": found.reports,
     }
+
+
+# The files the worker's morning report writes (worker/report/writer.py), and nothing else.
+REPORT_FILE_RE = re.compile(r"index\.html|contact-sheet\.png|manifest\.jsonl|thumbs/[\w.-]+\.jpg")
+REPORT_TYPES = {".html": "text/html", ".png": "image/png", ".jsonl": "application/x-ndjson"}
+# The report's page has its own inline style and script (written by Nightshift, every prompt
+# escaped); served from the API's origin it may still fetch nothing and post nowhere, so even
+# an injection could not reach /v1 with the reader's session.
+REPORT_CSP = (
+    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
+    "script-src 'unsafe-inline'; connect-src 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+@router.get("/{batch_id}/report/{name:path}", dependencies=[READ], response_class=FileResponse)
+def report_file(batch_id: str, name: str, ctx: Ctx) -> FileResponse:
+    """The morning report's files (index.html, contact-sheet.png, manifest.jsonl, thumbs/),
+    from this machine's results folder, as the images are."""
+    with batch_lookup(batch_id):  # the id's form checked (else 404) before it names a folder
+        pass
+    folder = ctx.settings.report_path(batch_id).resolve()
+    path = folder / name
+    try:
+        path = path.resolve(strict=True)  # follows links: one leading out is refused below
+    except (OSError, RuntimeError):
+        path = folder / "missing"
+    allowed = REPORT_FILE_RE.fullmatch(name) and path.is_relative_to(folder)
+    if not allowed or not path.is_file() or not os.access(path, os.R_OK):
+        message = f"batch {batch_id} has no report file {name[:80]!r} on this machine"
+        raise ApiError(404, "not_found", message, "name")
+    media = REPORT_TYPES.get(path.suffix, "image/jpeg")
+    headers = {"Cache-Control": "private", "X-Content-Type-Options": "nosniff"}
+    if media == "text/html":
+        headers["Content-Security-Policy"] = REPORT_CSP
+    return FileResponse(path, media_type=media, headers=headers)
 
 
 @router.post("/{batch_id}/cancel", dependencies=[SUBMIT])

@@ -44,8 +44,9 @@ async function batchItem(batch) {
     bar,
     el("p", {}, `${ended} of ${total} ended (${counts || "nothing yet"}) · ${status.images_per_minute ? status.images_per_minute.toFixed(1) + " images/min · " : ""}${eta}`),
     el("p", {}, status.reports
-      ? `Morning report: batches/${batch.id}/index.html in the worker's results folder (nightshift batch report ${batch.id} writes it again). `
-      : "No morning report yet (written when its last job ends). ",
+      ? el("a", { href: `/v1/batches/${id}/report/index.html` }, "Morning report")
+      : "No morning report yet (written when its last job ends)",
+      " · ",
       el("a", { href: `/history?batch=${id}` }, "Its jobs in the history")),
     failures.jobs.length
       ? el("details", {}, el("summary", {}, `${failures.jobs.length} failure(s)`),
