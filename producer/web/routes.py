@@ -9,6 +9,7 @@ as X-CSRF-Token on every write (producer/api/auth.py refuses a write without it)
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -82,24 +83,17 @@ async def _page(request: Request, ctx: ApiContext, page: str, **extra: Any) -> R
     return response
 
 
-@router.get("/", response_class=HTMLResponse)
-async def queue_page(request: Request, ctx: Ctx) -> Response:
-    return await _page(request, ctx, "queue")
+def _page_route(page: str) -> Callable[[Request, ApiContext], Awaitable[Response]]:
+    async def route(request: Request, ctx: Ctx) -> Response:
+        return await _page(request, ctx, page)
+
+    return route
 
 
-@router.get("/submit", response_class=HTMLResponse)
-async def submit_page(request: Request, ctx: Ctx) -> Response:
-    return await _page(request, ctx, "submit")
-
-
-@router.get("/history", response_class=HTMLResponse)
-async def history_page(request: Request, ctx: Ctx) -> Response:
-    return await _page(request, ctx, "history")
-
-
-@router.get("/batches", response_class=HTMLResponse)
-async def batches_page(request: Request, ctx: Ctx) -> Response:
-    return await _page(request, ctx, "batches")
+# The pages with no parameter: a shell each, its module fetches the rest from /v1.
+PAGES = {"/": "queue", "/submit": "submit", "/history": "history", "/batches": "batches"}
+for _path, _name in PAGES.items():
+    router.add_api_route(_path, _page_route(_name), response_class=HTMLResponse, name=_name)
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)

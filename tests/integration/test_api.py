@@ -12,14 +12,9 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,113 +22,41 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from api_servers import (
+    SCOPES,
+    ApiProcess,
+    api_running,
+    made_tokens,
+    module_settings,
+    worker_running,
+)
 from conftest import WorkerProcess
-from helpers import redis_server_with
+from helpers import nightshift, redis_server_with
 
 from config import keys as names
 from config.settings import Settings
 from config.store.events import lost_after as events_lost_after
 from producer.local_redis import LocalRedis, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 BODY_CAP = 64 * 1024
-SCOPES = ("read", "submit", "admin")
 # Tiny renders: on a busy 2-core machine a step of the tiny model can take a second.
 SMALL_JOB = {"steps": 2, "width": 64, "height": 64}
-
-
-def nightshift_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "producer.cli", *args]
-
-
-def run_nightshift(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        nightshift_argv(*args),
-        env=os.environ | settings.to_env() | {"PYTHONWARNINGS": "ignore"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-class ApiProcess:
-    """A real `nightshift api` on a free port, its output kept in a log file."""
-
-    def __init__(self, settings: Settings, log_path: Path, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.log = log_path.open("ab")
-        env = os.environ | settings.to_env() | {"PYTHONWARNINGS": "ignore"}
-        self.process = subprocess.Popen(
-            nightshift_argv("api", "--port", str(self.port), *args),
-            env=env,
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_up(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"nightshift api exited:\n{self.text()}"
-            try:
-                if httpx.get(f"{self.url}/v1/openapi.json", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"nightshift api not up after {timeout_s} s:\n{self.text()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-    def text(self) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
 def api_settings(
     redis_server: LocalRedis, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    """This module owns the session's Redis while it runs (other modules flush it per test)."""
-    if redis_server.process is None or redis_server.process.poll() is not None:
-        redis_server.start()
-    redis.Redis.from_url(redis_server.url).flushall()
     folder = tmp_path_factory.mktemp("api")
-    return Settings(
-        redis_url=redis_server.url,
-        model=str(tiny_model),
-        data_dir=folder / "data",
-        results_dir=folder / "results",
-        device="cpu",
-        queues=f"api-{uuid.uuid4().hex[:8]}",
-        default_steps=4,
-        progress_interval_s=0.02,
-        gate_poll_s=0.1,  # a pause holds the worker within a tenth of a second
+    # gate_poll_s: a pause holds the worker within a tenth of a second.
+    return module_settings(
+        redis_server, tiny_model, folder, "api", default_steps=4, gate_poll_s=0.1
     )
 
 
 @pytest.fixture(scope="module")
 def tokens(api_settings: Settings) -> dict[str, str]:
-    """scope -> a token of it, made by `nightshift token create`."""
-    made = {}
-    for scope in SCOPES:
-        out = run_nightshift(api_settings, "token", "create", f"test-{scope}", "--scope", scope)
-        assert out.returncode == 0, out.stderr
-        made[scope] = out.stdout.strip()
-        assert made[scope].startswith("nst_") and "\n" not in made[scope]
-    return made
+    return made_tokens(api_settings, "test")
 
 
 @pytest.fixture(scope="module")
@@ -141,24 +64,16 @@ def api(
     api_settings: Settings, tokens: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiProcess]:
     log = tmp_path_factory.mktemp("api-log") / "api.log"
-    server = ApiProcess(api_settings, log, "--max-body-bytes", str(BODY_CAP))
-    try:
-        server.wait_up()
+    with api_running(api_settings, log, "--max-body-bytes", str(BODY_CAP)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def api_worker(
     api_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(api_settings, tmp_path_factory.mktemp("worker") / "worker.log", {})
-    try:
-        worker.wait_ready()
-        yield worker
-    finally:
-        worker.stop()
+    with worker_running(api_settings, tmp_path_factory.mktemp("worker") / "worker.log") as w:
+        yield w
 
 
 @pytest.fixture(scope="module")
@@ -442,7 +357,7 @@ def test_tokens_made_over_http_work_until_revoked_and_are_never_shown_again(
         assert http["admin"].delete("/v1/tokens/temp").status_code == 204
         assert temp.get("/v1/queue").status_code == 401
     assert http["admin"].delete("/v1/tokens/temp").status_code == 404
-    cli = run_nightshift(api_settings, "token", "list")
+    cli = nightshift(api_settings, "token", "list")
     assert cli.returncode == 0 and "test-admin" in cli.stdout and "nst_" not in cli.stdout
     # Only digests are stored.
     r = redis.Redis.from_url(api_settings.redis_url, decode_responses=True)
@@ -699,7 +614,7 @@ def test_models_loras_and_workers_are_what_the_cli_shows(
 ) -> None:
     wait_idle(http["read"])
     models = http["read"].get("/v1/models").json()
-    cli = run_nightshift(api_settings, "models", "--json")
+    cli = nightshift(api_settings, "models", "--json")
     assert cli.returncode == 0, cli.stderr
     assert [m["name"] for m in models["models"]] == [
         m["name"] for m in json.loads(cli.stdout)["models"]
@@ -725,7 +640,7 @@ def test_without_any_token_it_serves_this_machine_only_and_a_dead_redis_is_503(
         url, "--port", str(port), "--requirepass", PASSWORD, "--save", "", "--dir", str(tmp_path)
     ):
         settings = api_settings.model_copy(update={"redis_url": url})
-        exposed = run_nightshift(settings, "api", "--host", "0.0.0.0", "--port", str(free_port()))
+        exposed = nightshift(settings, "api", "--host", "0.0.0.0", "--port", str(free_port()))
         assert exposed.returncode == 2
         assert "while no API token exists" in exposed.stderr
 

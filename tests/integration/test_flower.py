@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 import requests
+from api_servers import ServiceProcess
 
 from config import keys as names
 from config.records import JobStatus
 from config.settings import Settings
 from config.tasks import RENDER_TASK
 from producer.client import Client, Job
-from producer.local_redis import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -34,20 +34,18 @@ HEARTBEAT_S = 2.0  # Celery's event heartbeat interval (the worker's default)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-class FlowerProcess:
-    def __init__(self, settings: Settings, log: Path, *args: str, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = os.environ | settings.to_env() | _flower_env(self.port) | env
-        self.log = log.open("ab")
-        self.log_path = log
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "producer.cli", "flower", *args],
-            env=full_env,
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+class FlowerProcess(ServiceProcess):
+    name = "flower"
+    up_timeout_s = 120.0
+
+    def env(self) -> dict[str, str]:
+        return _flower_env(self.port)
+
+    def argv(self, *args: str) -> list[str]:
+        return ["flower", *args]
+
+    def answers(self) -> bool:
+        return self.get("/healthcheck").status_code == 200
 
     def get(self, path: str, auth: bool = True, **params: Any) -> requests.Response:
         return requests.get(
@@ -57,31 +55,8 @@ class FlowerProcess:
     def post(self, path: str, **params: Any) -> requests.Response:
         return requests.post(self.url + path, params=params, auth=(USER, PASSWORD), timeout=10)
 
-    def wait_up(self, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"flower exited:\n{self.tail()}"
-            try:
-                if self.get("/healthcheck").status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"flower not up after {timeout_s} s:\n{self.tail()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
     def tail(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
+        return self.text()[-4000:]
 
 
 def _flower_env(port: int) -> dict[str, str]:

@@ -4,7 +4,6 @@ it listens: a real Flower process on the test's Redis, asked over HTTP."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from api_servers import stop_gracefully
 
 from config.settings import Settings
 from producer.local_redis import free_port
@@ -50,13 +50,7 @@ class Flower:
         raise AssertionError(f"flower not up after {timeout_s} s:\n{self.err.read_text()}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_gracefully(self.process)
 
 
 @pytest.fixture

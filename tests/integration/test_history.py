@@ -10,15 +10,15 @@ the index file is deleted and `nightshift history rebuild` makes the same answer
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
-from test_api import ApiProcess, error_of, run_nightshift
+from api_servers import api_running, module_settings
+from helpers import nightshift
+from test_api import error_of
 
 from config.records import RenderInfo, start, succeed
 from config.settings import Settings
@@ -44,19 +44,8 @@ QUERIES = (
 def history_settings(
     redis_server: LocalRedis, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    """This module owns the session's Redis while it runs (other modules flush it per test)."""
-    if redis_server.process is None or redis_server.process.poll() is not None:
-        redis_server.start()
-    redis.Redis.from_url(redis_server.url).flushall()
     folder = tmp_path_factory.mktemp("history")
-    return Settings(
-        redis_url=redis_server.url,
-        model=str(tiny_model),
-        data_dir=folder / "data",
-        results_dir=folder / "results",
-        device="cpu",
-        queues=f"history-{uuid.uuid4().hex[:8]}",
-    )
+    return module_settings(redis_server, tiny_model, folder, "history")
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +67,12 @@ def jobs(history_settings: Settings) -> dict[str, str]:
 def http(
     history_settings: Settings, jobs: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[httpx.Client]:
-    server = ApiProcess(history_settings, tmp_path_factory.mktemp("history-log") / "api.log")
-    try:
-        server.wait_up()
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            yield client
-    finally:
-        server.stop()
+    log = tmp_path_factory.mktemp("history-log") / "api.log"
+    with (
+        api_running(history_settings, log) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        yield client
 
 
 def ids_of(http: httpx.Client, **params: Any) -> list[str]:
@@ -178,9 +166,9 @@ def test_a_deleted_index_is_made_again_by_the_rebuild_command(
     path = index_path(history_settings)
     for part in path.parent.glob(f"{path.name}*"):
         part.unlink()
-    out = run_nightshift(history_settings, "history", "rebuild")
+    out = nightshift(history_settings, "history", "rebuild")
     assert out.returncode == 0, out.stderr
     assert "4 jobs indexed" in out.stdout
-    status = run_nightshift(history_settings, "history", "status", "--json")
+    status = nightshift(history_settings, "history", "status", "--json")
     assert '"rows": 4' in status.stdout, status.stdout
     eventually(lambda: [ids_of(http, **params) for params in QUERIES] == before)

@@ -8,16 +8,14 @@ from __future__ import annotations
 import io
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
+from api_servers import ApiProcess, api_running, made_tokens, module_settings, worker_running
 from conftest import WorkerProcess
 from PIL import Image
-from test_api import ApiProcess, run_nightshift
 
 from config.settings import Settings
 from producer.local_redis import LocalRedis
@@ -30,52 +28,31 @@ SLOW = {"width": 64, "height": 64, "steps": 500}
 def preview_settings(
     redis_server: LocalRedis, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    """This module owns the session's Redis while it runs (other modules flush it per test)."""
-    if redis_server.process is None or redis_server.process.poll() is not None:
-        redis_server.start()
-    redis.Redis.from_url(redis_server.url).flushall()
     folder = tmp_path_factory.mktemp("previews")
-    return Settings(
-        redis_url=redis_server.url,
-        model=str(tiny_model),
-        data_dir=folder / "data",
-        results_dir=folder / "results",
-        device="cpu",
-        queues=f"previews-{uuid.uuid4().hex[:8]}",
-        progress_interval_s=0.05,
-        preview_interval_s=0.05,
-    )
+    changes = {"progress_interval_s": 0.05, "preview_interval_s": 0.05}
+    return module_settings(redis_server, tiny_model, folder, "previews", **changes)
 
 
 @pytest.fixture(scope="module")
 def headers(preview_settings: Settings) -> dict[str, str]:
-    out = run_nightshift(preview_settings, "token", "create", "previews", "--scope", "submit")
-    assert out.returncode == 0, out.stderr
-    return {"Authorization": f"Bearer {out.stdout.strip()}"}
+    token = made_tokens(preview_settings, "previews", ("submit",))["submit"]
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="module")
 def server(
     preview_settings: Settings, headers: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiProcess]:
-    process = ApiProcess(preview_settings, tmp_path_factory.mktemp("api-log") / "api.log")
-    try:
-        process.wait_up()
+    with api_running(preview_settings, tmp_path_factory.mktemp("api-log") / "api.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
 def worker(
     preview_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(preview_settings, tmp_path_factory.mktemp("w") / "worker.log", {})
-    try:
-        process.wait_ready()
+    with worker_running(preview_settings, tmp_path_factory.mktemp("w") / "worker.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 def first_preview_event(server: ApiProcess, headers: dict[str, str], job_id: str) -> dict:

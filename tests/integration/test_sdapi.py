@@ -13,18 +13,16 @@ import io
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 import webuiapi  # type: ignore[import-untyped]
+from api_servers import ApiProcess, api_running, made_tokens, module_settings, worker_running
 from conftest import WorkerProcess
 from PIL import Image
-from test_api import ApiProcess, run_nightshift
 
 from config.infotext import parse_parameters
 from config.settings import Settings
@@ -39,57 +37,31 @@ SLOW_STEPS = 500
 def sd_settings(
     redis_server: LocalRedis, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    """This module owns the session's Redis while it runs (other modules flush it per test)."""
-    if redis_server.process is None or redis_server.process.poll() is not None:
-        redis_server.start()
-    redis.Redis.from_url(redis_server.url).flushall()
     folder = tmp_path_factory.mktemp("sdapi")
-    return Settings(
-        redis_url=redis_server.url,
-        model=str(tiny_model),
-        data_dir=folder / "data",
-        results_dir=folder / "results",
-        device="cpu",
-        queues=f"sdapi-{uuid.uuid4().hex[:8]}",
-        default_steps=2,
-        progress_interval_s=0.02,
-        preview_interval_s=0.05,
-        log_format="json",  # the server's log is checked line by line at the end
-    )
+    changes = {"default_steps": 2, "preview_interval_s": 0.05}
+    # log_format: the server's log is checked line by line at the end.
+    return module_settings(redis_server, tiny_model, folder, "sdapi", log_format="json", **changes)
 
 
 @pytest.fixture(scope="module")
 def tokens(sd_settings: Settings) -> dict[str, str]:
-    made = {}
-    for scope in ("read", "submit"):
-        out = run_nightshift(sd_settings, "token", "create", f"a1111-{scope}", "--scope", scope)
-        assert out.returncode == 0, out.stderr
-        made[scope] = out.stdout.strip()
-    return made
+    return made_tokens(sd_settings, "a1111", ("read", "submit"))
 
 
 @pytest.fixture(scope="module")
 def server(
     sd_settings: Settings, tokens: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiProcess]:
-    process = ApiProcess(sd_settings, tmp_path_factory.mktemp("sdapi-log") / "api.log")
-    try:
-        process.wait_up()
+    with api_running(sd_settings, tmp_path_factory.mktemp("sdapi-log") / "api.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
 def worker(
     sd_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(sd_settings, tmp_path_factory.mktemp("w") / "worker.log", {})
-    try:
-        process.wait_ready()
+    with worker_running(sd_settings, tmp_path_factory.mktemp("w") / "worker.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 def a1111(server: ApiProcess, token: str) -> webuiapi.WebUIApi:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from api_servers import ApiProcess, api_running, made_tokens, module_settings, worker_running
 from conftest import WorkerProcess
-from test_api import ROOT, ApiProcess, run_nightshift
+from helpers import ROOT
 
 from config import keys as names
 from config.settings import Settings
@@ -47,56 +47,30 @@ WAIT_MS = 30_000
 def web_settings(
     redis_server: LocalRedis, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    """This module owns the session's Redis while it runs (other modules flush it per test)."""
-    if redis_server.process is None or redis_server.process.poll() is not None:
-        redis_server.start()
-    redis.Redis.from_url(redis_server.url).flushall()
     folder = tmp_path_factory.mktemp("web")
-    return Settings(
-        redis_url=redis_server.url,
-        model=str(tiny_model),
-        data_dir=folder / "data",
-        results_dir=folder / "results",
-        device="cpu",
-        queues=f"web-{uuid.uuid4().hex[:8]}",
-        default_steps=2,
-        progress_interval_s=0.02,
-        preview_interval_s=0.05,
-    )
+    changes = {"default_steps": 2, "preview_interval_s": 0.05}
+    return module_settings(redis_server, tiny_model, folder, "web", **changes)
 
 
 @pytest.fixture(scope="module")
 def tokens(web_settings: Settings) -> dict[str, str]:
-    made = {}
-    for scope in ("read", "submit", "admin"):
-        out = run_nightshift(web_settings, "token", "create", f"web-{scope}", "--scope", scope)
-        assert out.returncode == 0, out.stderr
-        made[scope] = out.stdout.strip()
-    return made
+    return made_tokens(web_settings, "web")
 
 
 @pytest.fixture(scope="module")
 def server(
     web_settings: Settings, tokens: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiProcess]:
-    process = ApiProcess(web_settings, tmp_path_factory.mktemp("web-log") / "api.log")
-    try:
-        process.wait_up()
+    with api_running(web_settings, tmp_path_factory.mktemp("web-log") / "api.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
 def worker(
     web_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(web_settings, tmp_path_factory.mktemp("w") / "worker.log", {})
-    try:
-        process.wait_ready()
+    with worker_running(web_settings, tmp_path_factory.mktemp("w") / "worker.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
