@@ -2,7 +2,8 @@
 # The whole GPU benchmark on a bare CUDA box with no network: install the carried wheels,
 # start a carried redis-server, write the random-weight SD 1.5 model, run every phase.
 #   bench/gpu_run.sh OUT_DIR [extra gpu_bench.py flags]
-# Expects, beside the repository: .whl/ (wheels of what the box lacks), .carry/bin/redis-server
+# Expects, beside the repository: .whl/ (wheels of what the box lacks: bench/carry_wheels.sh),
+# .carry/bin/redis-server
 # with .carry/lib/ (its less common libraries) and .carry/sd15-skeleton/ (configs, no weights).
 set -euo pipefail
 OUT=${1:?usage: bench/gpu_run.sh OUT_DIR}; shift
