@@ -3,7 +3,9 @@
 overhead: per-job cost of Redis + Celery + records, everything except the render and
           the PNG encoding. A real worker renders N queued jobs; for each job after the
           first, overhead = (its finish - the previous finish) - its render_s (measured
-          inside the worker) - the median PNG save time (measured here, same image size).
+          inside the worker) - the median PNG save time (measured here, same image size;
+          0 when the worker writes PNGs behind the task, NIGHTSHIFT_WRITE_BEHIND, the default:
+          then the PNG overlaps the next render and is not between jobs).
           With --phases the worker also loads bench/phases/ (timestamps from Celery signals
           and kombu's ack) and the overhead is split into phases, median and p99 each.
 enqueue:  10,000 jobs from one process with Client.submit_many (one pipelined pass),
@@ -102,23 +104,28 @@ def overhead(settings: Settings, jobs: int, phases: bool) -> dict[str, Any]:
         worker.terminate()
         worker.wait(60)
         log.close()
-    png = png_save_s(settings)
+    # Written behind the task (settings.write_behind), the PNG overlaps the next render and
+    # is not in the interval between jobs; written in the task, it is.
+    png = 0.0 if settings.write_behind else png_save_s(settings)
     records.sort(key=lambda r: r.finished_at)
     per_job = [
         (b.finished_at - a.finished_at) - b.render_s - png for a, b in itertools.pairwise(records)
     ]
-    out = {"png_save_median_ms": round(png * 1000, 2), **summary_ms(per_job)}
+    out: dict[str, Any] = {
+        "write_behind": settings.write_behind,
+        "png_save_median_ms": round(png * 1000, 2),
+        **summary_ms(per_job),
+    }
     if phases:
         out["phases"] = split_phases(records, phases_log, png)
     return out
 
 
-PHASES = [  # (name, from, to): marks from bench/phases, started/finished from the record
+PHASES = [  # (name, from, to): marks from bench/phases, started from the record
     ("previous ack done -> message received (next BRPOP)", "prev_acked", "received"),
     ("received -> task starts in the child (pool hand-off)", "received", "prerun"),
     ("task start -> record says started (decode, start_job)", "prerun", "started"),
-    ("inside the job, besides render and PNG (record writes)", "started", "finished"),
-    ("record finished -> postrun (task return, Celery trace)", "finished", "postrun"),
+    ("the task after start, besides render (and PNG in the task)", "started", "postrun"),
     ("postrun -> ack (worker hooks, result to parent, events)", "postrun", "ack"),
     ("ack (kombu)", "ack", "acked"),
 ]
@@ -131,7 +138,7 @@ def split_phases(records: list[Any], log: Path, png_s: float) -> dict[str, dict[
         marks.setdefault(task_id, {})[tag] = float(at)
     spans: dict[str, list[float]] = {name: [] for name, _, _ in PHASES}
     for a, b in itertools.pairwise(records):
-        m = marks.get(b.id, {}) | {"started": b.started_at, "finished": b.finished_at}
+        m = marks.get(b.id, {}) | {"started": b.started_at}
         m["prev_acked"] = marks.get(a.id, {}).get("acked", 0.0)
         if not {"received", "prerun", "postrun", "ack", "acked"} <= m.keys() or not m["prev_acked"]:
             continue

@@ -435,10 +435,14 @@ def breakdown(records: list[Any]) -> dict[str, Any]:
     render = [r.render_s or 0 for r in records]
     task = [(r.finished_at or 0) - (r.started_at or 0) for r in records]
     gaps = [(b.started_at or 0) - (a.finished_at or 0) for a, b in itertools.pairwise(records)]
+    # Written behind the task, a job's PNG overlaps the next render: the gap goes negative,
+    # and start to start is the period a job really takes.
+    periods = [(b.started_at or 0) - (a.started_at or 0) for a, b in itertools.pairwise(records)]
     return {
         "render_s": spread(render),
         "task_minus_render_s": spread([t - r for t, r in zip(task, render, strict=True)]),
         "gap_between_jobs_s": spread(gaps) if gaps else None,
+        "start_to_start_s": spread(periods) if periods else None,
     }
 
 

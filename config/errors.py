@@ -29,6 +29,7 @@ class ErrorCode(str, Enum):
     INVALID_SETTINGS = "invalid_settings"  # a NIGHTSHIFT_* setting is bad or inconsistent
     MALFORMED = "malformed"  # an input or message with a bad value that is not a job spec
     NOT_FOUND = "not_found"  # no record exists for the job id
+    NOT_QUEUED = "not_queued"  # the call needs a waiting job, and this one no longer waits
     WAIT_TIMEOUT = "wait_timeout"  # a caller stopped waiting before the job ended
     # Never stored: the attempt that raises it writes nothing (see Superseded).
     SUPERSEDED = "superseded"  # another worker took the job over while this one slept
@@ -116,6 +117,18 @@ class JobNotFound(NightshiftError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"job_id: no such job (got {job_id!r})")
+
+
+class JobNotQueued(NightshiftError):
+    """Raised when a call needs a job that still waits (moving it to the front) and it does not."""
+
+    code = ErrorCode.NOT_QUEUED
+
+    def __init__(self, job_id: str, record_status: str) -> None:
+        self.job_id, self.record_status = job_id, record_status
+        super().__init__(
+            f"job {job_id}: already {record_status}: only a queued job moves to the front"
+        )
 
 
 class WaitTimeout(NightshiftError):

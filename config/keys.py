@@ -52,7 +52,10 @@ by producer/enqueue.py's bulk LPUSH):
 - `<queue>`, `<queue>:<n>` lists: messages waiting at priority 0 and at n = 1..9
 - `<queue>@<model>`, `<queue>@<model>:<n>`  the same, for the jobs of one model (model_queue);
                           the plain `<queue>` keeps messages written before models existed
-- `unacked`               hash: delivered, not yet acknowledged messages (running jobs)
+- `unacked`               hash: delivered, not yet acknowledged messages (running jobs), and
+                          the copy a task keeps of its own while its PNG is written behind it
+                          (worker/jobs/writebehind.py); `unacked_index` the same, scored by
+                          delivery time
 """
 
 from __future__ import annotations
@@ -172,8 +175,9 @@ def preview_key(job_id: str) -> str:
 # and sep, so the lists read here are the ones kombu writes.
 PRIORITIES = range(10)
 PRIORITY_SEP = ":"
-# kombu's default unacked_key (celery_conf leaves it alone).
+# kombu's default unacked_key and its index (celery_conf leaves them alone).
 KOMBU_UNACKED = "unacked"
+KOMBU_UNACKED_INDEX = "unacked_index"
 
 
 def priority_list(queue: str, priority: int) -> str:

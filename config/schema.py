@@ -167,6 +167,10 @@ class JobSpec(BaseModel):
     # Notification targets for this job's "job failed" (config/notify_targets.py): webhook or
     # apprise URLs. Their form is checked here; their hosts at submit (new_job) and delivery.
     notify: list[str] = Field(default_factory=list)
+    # Times the job was moved to the front of its queue (producer/queue_front.py). Each move
+    # sends a new message; one carrying fewer moves than the record is stale, and a worker
+    # skips it instead of rendering the job a second time (worker/jobs/run.py).
+    moved: int = Field(0, ge=0)
 
     @field_validator("id", "batch_id")
     @classmethod

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # Live previews (worker/render/preview.py): the running picture, at most this often; they
     # ride on progress writes, so never more often than progress_interval_s. 0 = off.
     preview_interval_s: float = Field(0.5, ge=0)
+    # A single job's PNG encoded and written while the next job renders, the job recorded
+    # succeeded once its file is durable (worker/jobs/writebehind.py). Off: written in the task.
+    write_behind: bool = True
 
     # Faults and security (issue 3). A job whose worker process died this many times while
     # rendering it is failed and moved to the dead-letter list instead of crash-looping.

@@ -26,6 +26,7 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("producer.commands.flower", ("flower",)),
     ("producer.commands.watch", ("watch",)),
     ("producer.commands.cancel", ("cancel",)),
+    ("producer.commands.front", ("front",)),
     ("producer.commands.metrics", ("metrics",)),
     ("producer.commands.api", ("api",)),
     ("producer.commands.token", ("token",)),

@@ -20,16 +20,19 @@ from config.settings import Settings
 from config.store import JobStore, reachable
 from config.store.control import request_cancel
 from config.store.models import live_workers, merge_catalogs, merge_loras
-from producer import enqueue, inputs
+from producer import enqueue, inputs, queue_front
 from producer.console import ProgressBar
 
 
 class Job:
     """A handle on one submitted job."""
 
-    def __init__(self, client: Client, job_id: str) -> None:
+    def __init__(self, client: Client, job_id: str, created: JobRecord | None = None) -> None:
         self.client = client
         self.id = job_id
+        # The record as the submit that made this handle wrote it (the API answers it without
+        # reading it back); None when that id was taken already. record() reads it anew.
+        self.created = created
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
@@ -39,6 +42,9 @@ class Job:
 
     def cancel(self) -> JobRecord:
         return self.client.cancel(self.id)
+
+    def move_to_front(self) -> JobRecord:
+        return self.client.move_to_front(self.id)
 
     def wait(
         self, timeout: float = 600.0, progress: bool = False, stream: TextIO | None = None
@@ -132,7 +138,7 @@ class Client:
         except BrokerUnavailable:
             self._forget([spec])  # no half-written job: the record goes with the message
             raise
-        return Job(self, spec.id)
+        return Job(self, spec.id, record)
 
     def prepare(
         self, prompt: str, *, job_id: str | None = None, **params: Any
@@ -193,6 +199,11 @@ class Client:
         """
         ttl_s = self.settings.job_time_limit_s
         return request_cancel(self.store, job_id, ttl_s, "cancelled before it started")
+
+    def move_to_front(self, job_id: str) -> JobRecord:
+        """Make a queued job the next one a worker takes (producer/queue_front.py); its old
+        messages are skipped. JobNotQueued once it has started or ended."""
+        return queue_front.move_to_front(self.app, self.store, job_id)
 
     def job(self, job_id: str) -> Job:
         self.store.get(job_id)  # raises JobNotFound

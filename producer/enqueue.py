@@ -11,6 +11,8 @@
   field, and a real worker consumes them.
 - `send_groups`: several job payloads a message, so a CUDA worker renders compatible jobs
   in one forward pass (the worker decides how many share one: a single one on mps).
+- `send_front`: one job's message where the next worker looks first (moving a job to the
+  front, producer/queue_front.py).
 
 Every message goes to its job's queue and model, `mps@sdxl` (config/keys.py model_queue), so a
 worker takes only the jobs of models it can load; a group holds jobs of one model only. Every
@@ -168,3 +170,18 @@ def push(client: redis.Redis, messages: Iterable[tuple[str, str]]) -> int:
         pipe.lpush(key, *values)
     pipe.execute()
     return sum(len(v) for v in by_list.values())
+
+
+def send_front(app: Celery, client: redis.Redis, spec: JobSpec) -> None:
+    """Put one job's message at the head of its priority list: the next one a worker pops."""
+    try:
+        push_front(client, envelope(app, spec, task_summary(spec)))
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BrokerUnavailable(f"could not move job {spec.id} to the front: {exc}") from None
+
+
+def push_front(client: redis.Redis, message: tuple[str, str]) -> None:
+    """RPUSH one message: kombu 5.x LPUSHes (kombu/transport/redis.py `_put`) and BRPOPs, so
+    a list's right end is its head, the end kombu's own restore of a message RPUSHes to."""
+    key, value = message
+    client.rpush(key, value)

@@ -50,6 +50,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "flower": ("NIGHTSHIFT_FLOWER_USER=me NIGHTSHIFT_FLOWER_PASSWORD=... nightshift flower",),
     "watch": ("nightshift watch --interval 2 --recent 10",),
     "cancel": ("nightshift cancel JOB_ID OTHER_JOB_ID",),
+    "front": ("nightshift front JOB_ID   # a queued job renders next",),
     "metrics": ("nightshift metrics --address 0.0.0.0 --port 9808",),
     "deadletter": ("nightshift deadletter list",),
     "deadletter list": ("nightshift deadletter list --malformed",),

@@ -25,8 +25,9 @@ if TYPE_CHECKING:  # Client.submit_from calls in here: types only, no import cyc
     from producer.client import Client, Job
 
 # What a job's own record holds that a new job must not inherit: its identity, its dates, the
-# batch it was part of (a replay belongs to no batch) and whom to tell when it fails.
-DROPPED = frozenset({"id", "created_at", "batch_id", "expires_at", "notify"})
+# batch it was part of (a replay belongs to no batch), whom to tell when it fails, and its
+# place in the queue.
+DROPPED = frozenset({"id", "created_at", "batch_id", "expires_at", "notify", "moved"})
 SPEC_FIELDS = frozenset(JobSpec.model_fields) - DROPPED
 HASH_MATCH = 10  # hex digits of A1111's short model hash
 

@@ -25,7 +25,7 @@ def render(payload: dict[str, Any]) -> dict[str, Any]:
     ctx = runtime.current()
     spec = decode_job(payload, ctx)
     try:
-        record = run_job(spec, ctx)
+        record = run_job(spec, ctx, delivery_tag=_delivery_tag())
     except BrokerUnavailable as exc:
         raise _give_back(spec.id, exc) from exc
     except SoftTimeLimitExceeded:
@@ -40,6 +40,8 @@ def render(payload: dict[str, Any]) -> dict[str, Any]:
         reason = f"internal error: {type(exc).__name__}: {exc}"
         fail_job(spec.id, ctx, reason, ErrorCode.INTERNAL)
         raise
+    if record is None:  # rendered; its file is being written (worker/jobs/writebehind.py)
+        return {"id": spec.id, "status": "writing", "outputs": []}
     if record.status is JobStatus.CANCELLED:
         end_as_revoked(render)  # Flower shows REVOKED, not SUCCESS
     return {"id": record.id, "status": record.status.value, "outputs": record.outputs}
@@ -65,6 +67,12 @@ def render_group(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
         logger.warning("%s; stopped its group, writing nothing more", exc)
         return [{"id": s.id, "status": "superseded", "outputs": []} for s in specs]
     return [{"id": r.id, "status": r.status.value, "outputs": r.outputs} for r in records]
+
+
+def _delivery_tag() -> str | None:
+    # kombu's tag of the message being run (its properties travel with the request).
+    tag = (getattr(render.request, "properties", None) or {}).get("delivery_tag")
+    return tag if isinstance(tag, str) else None
 
 
 def _time_limit_reason(settings: Settings) -> str:

@@ -10,7 +10,12 @@ Markers in the prompt:
 [kill-render]      SIGKILL the worker child inside render, every time;
 [hang]             never return from render;
 [slow]             take at least 0.2 s a step;
-[kill-after-save]  SIGKILL the child once, right after the images were written (before the ack);
+[kill-after-save]  SIGKILL the child once, right after the images were written (before the
+                   ack, or, written behind the task, before the record says succeeded);
+[kill-before-write] SIGKILL the child once, as its first image is about to be written (written
+                   behind the task: after the ack); the thread it ran in goes to
+                   killed-before-write-<file>;
+[slow-write]       take 1 s more to write each image;
 [disk-full]        write half a PNG, then fail with ENOSPC.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,7 @@ from celery.signals import worker_process_init
 
 FAULT_DIR = Path(os.environ.get("FAULTINJECT_DIR", "."))
 _current = {"prompt": ""}
+_prompts: dict[str, str] = {}  # job id -> prompt, for the PNG writer
 
 
 def _log_render(job_id: str) -> None:
@@ -37,6 +44,7 @@ def _log_render(job_id: str) -> None:
 def _wrap_render(original: Any) -> Any:
     def render(self: Any, spec: Any, *args: Any, **kwargs: Any) -> Any:
         _current["prompt"] = spec.prompt
+        _prompts[spec.id] = spec.prompt
         _log_render(spec.id)
         if "[kill-render]" in spec.prompt:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -60,13 +68,33 @@ def _slowed(on_step: Any) -> Any:
 
 def _wrap_save_png(original: Any) -> Any:
     def save_png(image: Any, path: Path, info: Any) -> None:
+        # By the job's own prompt: written behind its task, the next job may be rendering.
+        prompt = _prompts.get(path.name.rsplit("-", 1)[0], "")
+        before = FAULT_DIR / f"killed-before-write-{path.name}"
+        if "[kill-before-write]" in prompt and not before.exists():
+            before.write_text(threading.current_thread().name)
+            _wait_for_the_ack()
+            os.kill(os.getpid(), signal.SIGKILL)
+        if "[slow-write]" in prompt:
+            time.sleep(1.0)
         original(image, path, info)
         flag = FAULT_DIR / f"killed-after-save-{path.name}"
-        if "[kill-after-save]" in _current["prompt"] and not flag.exists():
+        if "[kill-after-save]" in prompt and not flag.exists():
             flag.touch()
             os.kill(os.getpid(), signal.SIGKILL)
 
     return save_png
+
+
+def _wait_for_the_ack(timeout_s: float = 10.0) -> None:
+    # Written behind its task, the write may start before the parent acked the message: wait
+    # until only the copy the task kept is left unacked, so the kill comes after the ack.
+    import redis
+
+    client = redis.Redis.from_url(os.environ["NIGHTSHIFT_REDIS_URL"])
+    deadline = time.monotonic() + timeout_s
+    while client.hlen("unacked") > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _wrap_image_save(original: Any) -> Any:

@@ -369,3 +369,40 @@ def test_a_job_redelivered_after_its_png_was_written_is_not_rendered_again(
     assert renders(tmp_path, job.id) == 1
     assert record.attempts == 1
     assert [p.name for p in pngs(settings)] == [f"{job.id}-00.png"]
+
+
+# 9. Written behind the task: a crash after the ack, before the PNG is durable.
+
+
+@pytest.mark.slow
+def test_a_job_killed_after_its_ack_before_its_png_is_durable_renders_again_once(
+    client: Client, faulty, settings: Settings, tmp_path: Path
+) -> None:
+    faulty()
+    job = client.submit("[kill-before-write] rendered, acked, not written", steps=2, **SMALL)
+    record = job.wait(timeout=240)
+
+    # The child died in the thread that writes behind the task, once its message was acked.
+    killed = tmp_path / f"killed-before-write-{job.id}-00.png"
+    assert killed.read_text().startswith("nightshift-write")
+    assert record.status is JobStatus.SUCCEEDED
+    assert renders(tmp_path, job.id) == 2  # the copy the task kept was put back: once
+    assert record.attempts == 2
+    assert [p.name for p in pngs(settings)] == [f"{job.id}-00.png"]
+    broker = redis.Redis.from_url(settings.redis_url)
+    wait_until(lambda: broker.hlen(names.KOMBU_UNACKED) == 0, 30, "no message left unacked")
+
+
+@pytest.mark.slow
+def test_the_next_job_renders_while_the_last_ones_png_is_written(
+    client: Client, faulty, settings: Settings
+) -> None:
+    faulty()
+    first = client.submit("[slow-write] its file takes a second", steps=2, **SMALL)
+    second = client.submit("renders meanwhile", steps=2, **SMALL)
+    done_first, done_second = first.wait(timeout=120), second.wait(timeout=120)
+
+    assert done_first.status is done_second.status is JobStatus.SUCCEEDED
+    assert done_second.started_at is not None and done_first.finished_at is not None
+    assert done_second.started_at < done_first.finished_at  # overlapped with the write
+    assert all(Path(p).is_file() for p in done_first.outputs + done_second.outputs)

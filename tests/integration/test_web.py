@@ -2,13 +2,15 @@
 `nightshift api`, a real worker (the tiny model on the CPU) and Redis.
 
 One server, one worker and one browser serve the module; each test signs in a fresh browser
-context with a token of its own scope, as a person would, through the sign-in form. Every
-page is saved as a screenshot at desktop and phone widths under test-artifacts/web/.
+context with a token of its own scope, as a person would, through the sign-in form. The
+worker has one tiny LoRA (LORA) for the submit form's LoRA picker. Every page is saved as a
+screenshot at desktop and phone widths under test-artifacts/web/.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -21,12 +23,16 @@ import redis
 from api_servers import ApiProcess, api_running, made_tokens, module_settings, worker_running
 from conftest import WorkerProcess
 from helpers import ROOT
+from PIL import Image
 
 from config import keys as names
+from config.fields import INPUT_ID_RE
+from config.schema import JobSpec
 from config.settings import Settings
 from config.store import sessions
 from config.store import tokens as tokens_store
 from producer.local_redis import LocalRedis
+from worker.render.tiny import write_tiny_lora
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -41,6 +47,7 @@ SMALL = {"width": 64, "height": 64}
 XSS = "<img src=x onerror=alert(1)><script>alert(2)</script> xss-marker"
 SLOW_STEPS = 500  # seen running and cancelled: the tiny model's steps are quick
 WAIT_MS = 30_000
+LORA = "grain"  # a random LoRA for the tiny model, in the worker's LoRA folder
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +55,12 @@ def web_settings(
     redis_server: LocalRedis, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
     folder = tmp_path_factory.mktemp("web")
-    changes = {"default_steps": 2, "preview_interval_s": 0.05}
+    write_tiny_lora(folder / "loras", LORA, seed=1)  # there before the worker lists its LoRAs
+    changes = {
+        "default_steps": 2,
+        "preview_interval_s": 0.05,
+        "lora_dirs": str(folder / "loras"),
+    }
     return module_settings(redis_server, tiny_model, folder, "web", **changes)
 
 
@@ -144,7 +156,7 @@ def test_submitting_from_the_form_shows_progress_the_preview_and_the_image(
     page.get_by_label("Prompt", exact=True).fill(XSS)
     page.get_by_label("Width").fill("64")
     page.get_by_label("Height").fill("64")
-    page.get_by_label("Steps").fill("8")
+    page.get_by_label("Steps", exact=True).fill("8")
     page.get_by_label("Seed", exact=True).fill("7")
     # Sample what the page shows while it renders: progress values and loaded previews.
     page.evaluate("""() => { window.seen = {progress: [], previews: []};
@@ -167,6 +179,156 @@ def test_submitting_from_the_form_shows_progress_the_preview_and_the_image(
     assert page.locator("#live .status").inner_text() == "succeeded"
     assert image.get_attribute("alt") == XSS  # alt text from the prompt, as text
     shoot(page, "submit-done")
+    assert page.dialogs == []
+
+
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def png_text(server: ApiProcess, token: str, job_id: str) -> tuple[tuple[int, int], str]:
+    """A job's first image, fetched through the API: its size and its A1111 parameters."""
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{server.url}/v1/jobs/{job_id}/images/0.png"
+    response = httpx.get(url, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    with Image.open(io.BytesIO(response.content)) as image:
+        return image.size, str(image.info["parameters"])
+
+
+def submitted(page: Any) -> str:
+    """Click the form's Submit; the id of the job its POST /v1/jobs made."""
+    with page.expect_response(
+        lambda r: r.url.endswith("/v1/jobs") and r.request.method == "POST"
+    ) as answer:
+        page.get_by_role("button", name="Submit", exact=True).click()
+    assert answer.value.status == 201, answer.value.text()
+    return str(answer.value.json()["id"])
+
+
+def rendered_live(page: Any, job_id: str) -> Any:
+    """Wait until the submit page's live area shows that job's image, loaded; the image."""
+    page.wait_for_selector(f'#live a[href="/jobs/{job_id}"]')
+    image = page.locator("#live img.result").first
+    image.wait_for()
+    page.wait_for_function("() => document.querySelector('#live img.result').naturalWidth > 0")
+    assert page.locator("#live .status").inner_text() == "succeeded"
+    return image
+
+
+def meta_rows(page: Any, server: ApiProcess, job_id: str) -> dict[str, str]:
+    """The image page's metadata table, label -> value, once its image has loaded."""
+    page.goto(f"{server.url}/jobs/{job_id}")
+    page.wait_for_selector("#images img.result")
+    page.wait_for_function("() => document.querySelector('#images img.result').naturalWidth > 0")
+    rows = page.locator("#meta tr")
+    return {
+        rows.nth(i).locator("th").inner_text(): rows.nth(i).locator("td").inner_text()
+        for i in range(rows.count())
+    }
+
+
+def test_the_form_applies_a_lora_with_its_weight_and_a_hires_pass(
+    sign_in: Callable, server: ApiProcess, tokens: dict[str, str], worker: WorkerProcess
+) -> None:
+    assert LORA in api(server, tokens["read"], "GET", "/v1/loras")["loras"]
+    page = sign_in("submit")
+    page.get_by_role("link", name="Submit").click()
+    page.wait_for_selector("#model option:nth-child(2)", state="attached")
+    assert page.locator("#loras-help").inner_text() == "1 LoRA(s) on the workers"
+    page.get_by_label("Prompt", exact=True).fill("a lighthouse in the grain")
+    page.get_by_label("Width").fill("64")
+    page.get_by_label("Height").fill("64")
+    page.get_by_label("Steps", exact=True).fill("4")
+    page.get_by_label("Seed", exact=True).fill("11")
+    page.get_by_role("button", name="Add a LoRA").click()
+    picker = page.get_by_label("LoRA 1", exact=True)
+    assert picker.evaluate("node => node.tagName") == "SELECT"  # the workers' names to pick
+    picker.select_option(LORA)
+    page.get_by_label("Weight").fill("0.8")
+    page.get_by_label("Upscale and refine").check()
+    page.get_by_label("Scale", exact=True).fill("1.5")
+    page.get_by_label("Refine steps").fill("2")
+    page.get_by_label("Refine strength").fill("0.5")
+    shoot(page, "submit-lora-hires")
+    job_id = submitted(page)
+    image = rendered_live(page, job_id)
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [96, 96]
+    job = api(server, tokens["read"], "GET", f"/v1/jobs/{job_id}")
+    assert job["status"] == "succeeded", job["error"]
+    assert job["spec"]["loras"] == [{"name": LORA, "weight": 0.8}]
+    hires = {"scale": 1.5, "steps": 2, "strength": 0.5, "upscaler": "lanczos"}
+    assert job["spec"]["hires"] == hires
+    assert (job["spec"]["width"], job["spec"]["height"], job["spec"]["steps"]) == (64, 64, 4)
+    assert (job["width"], job["height"]) == (96, 96)  # the images: after the hires pass
+    size, text = png_text(server, tokens["read"], job_id)
+    assert size == (96, 96)
+    assert f"<lora:{LORA}:0.8>" in text and f'Lora hashes: "{LORA}: ' in text
+    assert "Hires upscale: 1.5" in text and "Hires steps: 2" in text
+    meta = meta_rows(page, server, job_id)
+    assert meta["LoRAs"] == f"{LORA} 0.8"
+    assert meta["Hires fix"] == "64 × 64 upscaled ×1.5 (lanczos), 2 steps at strength 0.5"
+    assert meta["Size"] == "96 × 96" and meta["Mode"] == "txt2img"
+    shoot(page, "job-lora-hires")
+    assert page.dialogs == []
+
+
+def test_the_form_uploads_an_init_image_and_a_mask_for_inpainting_then_img2img(
+    sign_in: Callable,
+    server: ApiProcess,
+    tokens: dict[str, str],
+    worker: WorkerProcess,
+    tmp_path: Path,
+) -> None:
+    init, mask = tmp_path / "init.png", tmp_path / "mask.png"
+    init.write_bytes(png(Image.new("RGB", (64, 64), (30, 120, 200))))
+    white_right = Image.new("L", (64, 64), 0)
+    white_right.paste(255, (32, 0, 64, 64))  # repaint the right half only
+    mask.write_bytes(png(white_right))
+    page = sign_in("submit")
+    page.goto(f"{server.url}/submit")
+    page.wait_for_selector("#model option:nth-child(2)", state="attached")
+    page.get_by_label("Prompt", exact=True).fill("a boat on the lake")
+    page.get_by_label("Steps", exact=True).fill("4")
+    page.get_by_label("Seed", exact=True).fill("5")
+    page.get_by_label("Init image").set_input_files(init)
+    page.get_by_label("Mask (white repaints)").set_input_files(mask)
+    page.get_by_label("Strength", exact=True).fill("0.75")
+    shoot(page, "submit-init-mask")
+    inpaint_id = submitted(page)
+    rendered_live(page, inpaint_id)
+    # The same form without its mask: img2img from the same init image.
+    page.get_by_label("Mask (white repaints)").set_input_files([])
+    page.get_by_label("Strength", exact=True).fill("0.5")
+    img2img_id = submitted(page)
+    rendered_live(page, img2img_id)
+    jobs = {
+        job_id: api(server, tokens["read"], "GET", f"/v1/jobs/{job_id}")
+        for job_id in (inpaint_id, img2img_id)
+    }
+    inpainted, redone = jobs[inpaint_id], jobs[img2img_id]
+    for job in jobs.values():
+        assert job["status"] == "succeeded", job["error"]
+        assert INPUT_ID_RE.fullmatch(job["spec"]["init_image"])
+        assert (job["width"], job["height"]) == (64, 64)  # the init image's size
+    assert JobSpec.model_validate(inpainted["spec"]).mode == "inpaint"
+    assert INPUT_ID_RE.fullmatch(inpainted["spec"]["mask"])
+    assert inpainted["spec"]["strength"] == 0.75
+    assert JobSpec.model_validate(redone["spec"]).mode == "img2img"
+    assert redone["spec"]["mask"] is None and redone["spec"]["strength"] == 0.5
+    assert redone["spec"]["init_image"] == inpainted["spec"]["init_image"]  # one stored input
+    _, text = png_text(server, tokens["read"], inpaint_id)
+    assert "Denoising strength: 0.75" in text
+    meta = meta_rows(page, server, inpaint_id)
+    assert meta["Mode"] == "inpaint (init image and mask)"
+    assert meta["Init image"] == f"{inpainted['spec']['init_image']} (strength 0.75)"
+    assert meta["Mask"] == inpainted["spec"]["mask"]
+    shoot(page, "job-inpaint")
+    meta = meta_rows(page, server, img2img_id)
+    assert meta["Mode"] == "img2img (init image)" and meta["Mask"] == "—"
+    assert meta["Init image"] == f"{redone['spec']['init_image']} (strength 0.5)"
     assert page.dialogs == []
 
 

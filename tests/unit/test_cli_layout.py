@@ -30,6 +30,7 @@ EVERY_COMMAND = [
     "flower",
     "watch",
     "cancel",
+    "front",
     "metrics",
     "api",
     "token",

@@ -26,7 +26,8 @@ HOOKS: tuple[str, ...] = (
     "worker.hooks.gate",  # parent: pause, the window and battery open and close the queues
     "worker.hooks.power",  # parent: keep the Mac awake, raise the battery flag
     "worker.hooks.revoke",  # parent+child: Flower's revoke and terminate become cancels
-    "worker.hooks.metrics",  # child: per-job counters after each task
+    "worker.hooks.afterjob",  # child: after-job handlers after each task; writes flushed
+    "worker.hooks.metrics",  # child: per-job counters once a job's outcome is recorded
     "worker.hooks.report",  # child: the morning report when a batch's last job ends
     "worker.hooks.notify",  # parent+child: failed jobs into the outbox; the sender delivers it
     "worker.hooks.memory",  # parent+child: MPS cap before forking; guard and recycle, last

@@ -31,6 +31,7 @@ from worker.host.memory_guard import (
     budgets_mb,
     swap_mb,
 )
+from worker.jobs import writebehind
 
 logger = logging.getLogger(__name__)
 RESTART_REPLY_TIMEOUT_S = 30.0
@@ -72,7 +73,7 @@ class _Guard:
             probe = MemoryProbe.detect(ctx.plan.device)
             probe.swap_at_start_mb = self.swap_at_start_mb
             budgets = budgets_mb(ctx.settings, ctx.plan.device, psutil.virtual_memory().total)
-            self.guard = MemoryGuard(ctx.store, ctx.stats_key, probe, budgets)
+            self.guard = MemoryGuard(ctx.store, ctx.stats_key, probe, budgets, writebehind.later)
         return self.guard
 
     def _retire_after_this_job(self, hostname: str | None) -> None:

@@ -1,4 +1,4 @@
-"""Child: per-job counters for Prometheus, written after each job.
+"""Child: per-job counters for Prometheus, written once each job's outcome is recorded.
 
 Counters live in one Redis hash (`nightshift:metrics`), so they survive worker restarts
 and add up over several workers; `nightshift metrics` (producer/metrics.py) serves them.
@@ -11,14 +11,14 @@ import logging
 from typing import Any
 
 import psutil
-from celery.signals import task_postrun, worker_process_init
+from celery.signals import worker_process_init
 
 from config import keys as names
 from config.errors import ErrorCode, JobNotFound
 from config.records import JobRecord, JobStatus
 from config.settings import Settings
 from config.store import scripts
-from worker.jobs.messages import job_ids
+from worker.jobs import afterjob
 
 logger = logging.getLogger(__name__)
 
@@ -65,20 +65,14 @@ def record_memory(ctx: Any) -> None:
 
 
 def install(app: Any, settings: Settings) -> None:
-    task_postrun.connect(_after_job, weak=False)
+    afterjob.register(_after_job)
     worker_process_init.connect(_after_load, weak=False)
 
 
-def _after_job(task_id: str | None = None, args: Any = None, **_: Any) -> None:
-    from worker import runtime
-
-    try:
-        ctx = runtime.current()
-        for job_id in job_ids(args):
-            count_job(ctx, job_id)
-        record_memory(ctx)
-    except Exception:  # metrics must never fail a job
-        logger.exception("could not update job metrics for task %s", task_id)
+def _after_job(ctx: Any, payloads: list[afterjob.Payload]) -> None:
+    for payload in payloads:
+        count_job(ctx, str(payload["id"]))
+    record_memory(ctx)
 
 
 def _after_load(**_: Any) -> None:

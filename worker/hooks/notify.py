@@ -12,11 +12,11 @@ import os
 import socket
 from typing import Any
 
-from celery.signals import task_postrun, worker_ready, worker_shutdown
+from celery.signals import worker_ready, worker_shutdown
 
 from config.errors import JobNotFound
 from config.settings import Settings
-from worker.jobs.messages import job_ids
+from worker.jobs import afterjob
 from worker.notify.events import note_failed
 from worker.notify.sender import Sender, started
 
@@ -27,7 +27,7 @@ def install(app: Any, settings: Settings) -> None:
     hooks = _NotifyHooks(settings)
     worker_ready.connect(hooks.start_sender, weak=False)
     worker_shutdown.connect(hooks.stop_sender, weak=False)
-    task_postrun.connect(_after_task, weak=False)
+    afterjob.register(_after_job)
 
 
 class _NotifyHooks:
@@ -45,15 +45,9 @@ class _NotifyHooks:
             self.sender.stop()
 
 
-def _after_task(task_id: str | None = None, args: Any = None, **_: Any) -> None:
-    from worker import runtime
-
-    try:
-        ctx = runtime.current()
-        for job_id in job_ids(args):
-            try:
-                note_failed(ctx.store.redis, ctx.settings, ctx.store.get(job_id))
-            except JobNotFound:
-                continue
-    except Exception:  # a notification must never fail or requeue the job
-        logger.exception("could not note the failure of task %s for notification", task_id)
+def _after_job(ctx: Any, payloads: list[afterjob.Payload]) -> None:
+    for payload in payloads:
+        try:
+            note_failed(ctx.store.redis, ctx.settings, ctx.store.get(str(payload["id"])))
+        except JobNotFound:
+            continue

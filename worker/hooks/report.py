@@ -1,11 +1,12 @@
-"""Child: count finished batch jobs after each task; the last one writes the morning report.
+"""Child: count finished batch jobs as they end; the last one writes the morning report.
 
 Counting is a set, not a counter (config/store/batches.py): a job that ends twice (a
 redelivered message finding its record already final) is added once, so exactly one job
 can make the set reach the batch's size, and exactly that one writes the report.
 
 Every way a job ends is counted: through its task (success, failure, time limit, expiry,
-dead letter, a cancel of a queued job, whose message still runs) after the task, here;
+dead letter, a cancel of a queued job, whose message still runs) once its outcome is
+recorded, here (after its task, or after its file was written behind it: afterjob.py);
 without its task running, by the parent that ended it (`count_ended`): a revoked message
 Celery discards (worker/hooks/revoke.py), a message refused at the door (inbound.py).
 `count_ended` also notes such a job's failure for notification (worker/notify/events.py; the
@@ -19,14 +20,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import redis
-from celery.signals import task_postrun
 
 from config.records import JobRecord
 from config.settings import Settings
 from config.store import JobStore
 from config.store import batches as bs
 from worker.hooks.metrics import count_job
-from worker.jobs.messages import job_payloads
+from worker.jobs import afterjob
 from worker.notify.events import note_failed
 from worker.report.writer import write_report
 
@@ -34,14 +34,11 @@ logger = logging.getLogger(__name__)
 
 
 def install(app: Any, settings: Settings) -> None:
-    task_postrun.connect(_after_task, weak=False)
+    afterjob.register(_after_job)
 
 
-def _after_task(args: Any = None, **_: Any) -> None:
-    from worker import runtime
-
-    ctx = runtime.current()
-    for payload in job_payloads(args):
+def _after_job(ctx: Any, payloads: list[afterjob.Payload]) -> None:
+    for payload in payloads:
         if payload.get("batch_id"):
             job_ended(ctx.store.redis, ctx.settings, str(payload["batch_id"]), str(payload["id"]))
 

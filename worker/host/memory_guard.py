@@ -97,8 +97,18 @@ def over_budget(reading: Reading, budgets: Reading) -> list[str]:
 class MemoryGuard:
     """Run after every job in the worker process; returns the verdict it recorded."""
 
-    def __init__(self, store: JobStore, stats_key: str, probe: MemoryProbe, budgets: Reading):
+    def __init__(
+        self,
+        store: JobStore,
+        stats_key: str,
+        probe: MemoryProbe,
+        budgets: Reading,
+        later: Callable[[Callable[[], None]], None] | None = None,
+    ):
         self.store, self.stats_key, self.probe, self.budgets = store, stats_key, probe, budgets
+        # Where the reading is written down: off the path between jobs when the worker gives
+        # a thread for it (worker/jobs/writebehind.py later); the verdict is always now.
+        self.later = later or (lambda note: note())
 
     def after_job(self, job_id: str | None) -> str:
         reading = self.probe.read()
@@ -112,11 +122,14 @@ class MemoryGuard:
             if reasons:
                 action = RECYCLED
                 logger.warning("memory over budget after emptying caches: %s", "; ".join(reasons))
+        self.later(lambda: self._note(job_id, action, reading))
+        return action
+
+    def _note(self, job_id: str | None, action: str, reading: Reading) -> None:
         try:
             self._record(job_id, action, reading)
         except (redis.RedisError, BrokerUnavailable) as exc:  # bookkeeping lost, action kept
             logger.warning("memory guard: could not record %s: %s", action, exc)
-        return action
 
     def _record(self, job_id: str | None, action: str, reading: Reading) -> None:
         if action != OK:

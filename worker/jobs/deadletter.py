@@ -28,7 +28,9 @@ def exhausted(record: JobRecord, max_attempts: int) -> bool:
 def give_up(store: JobStore, record: JobRecord, max_attempts: int) -> JobRecord:
     """Fail the job with the reason and put it on the dead-letter list."""
     now = time.time()
-    failed = store.update(record.id, lambda r: records.give_up(r, max_attempts, now))
+    # On the list before the record says failed: whoever sees the failure finds it listed
+    # (and a death in between leaves it listed, to be given up again at the next delivery).
     store.redis.zadd(names.DEADLETTER, {record.id: now})
+    failed = store.update(record.id, lambda r: records.give_up(r, max_attempts, now))
     logger.error("job %s: %s", record.id, failed.error)
     return failed

@@ -27,13 +27,15 @@ from config.errors import (
     JobNotFound,
     LoraUnavailable,
     ModelUnavailable,
+    NightshiftError,
     RenderFailed,
+    Superseded,
 )
 from config.models import check_job
 from config.records import JobRecord, JobStatus, RenderInfo
 from config.schema import JobSpec, Limits, parse_job
 from config.store import previews
-from worker.jobs import deadletter, fencing
+from worker.jobs import deadletter, fencing, writebehind
 from worker.jobs.outputs import output_paths, outputs_complete, png_info, save_png
 from worker.render import preview
 from worker.render.renderer import Draw, Inputs, Renderer, RenderResult
@@ -49,13 +51,63 @@ def decode_job(payload: object, ctx: WorkerContext) -> JobSpec:
     return parse_job(payload, Limits.from_settings(ctx.settings))
 
 
-def run_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord:
+def run_job(spec: JobSpec, ctx: WorkerContext, delivery_tag: str | None = None) -> JobRecord | None:
+    """Run one job; None when its file is being written behind the task (delivery_tag: its
+    message's, which makes that possible: worker/jobs/writebehind.py)."""
     done = start_job(spec, ctx)
-    return done if done is not None else render_started(spec, ctx)
+    if done is not None:
+        return done
+    rendered = render_pass(spec, ctx)
+    if isinstance(rendered, JobRecord):
+        return rendered
+    result, progress = rendered
+    tag = delivery_tag if ctx.settings.write_behind else None
+    if tag and writebehind.hand_over(
+        ctx, spec, tag, lambda: write_outcome(spec, ctx, result, progress)
+    ):
+        return None
+    return finish_job(spec, ctx, result, progress)
+
+
+def write_outcome(
+    spec: JobSpec, ctx: WorkerContext, result: RenderResult, progress: Progress | None
+) -> bool:
+    """finish_job behind the task (worker/jobs/writebehind.py), where nothing may raise: True
+    once the job's outcome is recorded, or is another attempt's to record."""
+    try:
+        finish_job(spec, ctx, result, progress)
+    except Superseded as exc:  # a newer attempt owns the job, and its own message
+        logger.warning("%s; its file was not written", exc)
+    except BrokerUnavailable as exc:
+        # Not recorded: the copy of its message stays; once its lease is gone the sweep puts
+        # it back, and the next attempt finds the file (or renders it again).
+        logger.warning("job %s: Redis unavailable after its render: %s", spec.id, exc)
+        return False
+    except NightshiftError:
+        pass  # recorded already (the results folder refused the file)
+    except Exception as exc:
+        logger.exception("job %s: writing its result failed", spec.id)
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        try:
+            fail_job(spec.id, ctx, reason, ErrorCode.INTERNAL)
+        except NightshiftError:
+            return False
+    return True
 
 
 def render_started(spec: JobSpec, ctx: WorkerContext) -> JobRecord:
     """Render a job already recorded as started, save it, and record the outcome."""
+    rendered = render_pass(spec, ctx)
+    if isinstance(rendered, JobRecord):
+        return rendered
+    return finish_job(spec, ctx, *rendered)
+
+
+def render_pass(
+    spec: JobSpec, ctx: WorkerContext
+) -> JobRecord | tuple[RenderResult, Progress | None]:
+    """Render a started job: its result and last step, or its record when it ended without
+    one (cancelled). A failure is recorded and raised."""
     reporter = ProgressReporter(ctx, spec)
     try:
         renderer, load_s = pick_renderer([spec], ctx)
@@ -69,7 +121,7 @@ def render_started(spec: JobSpec, ctx: WorkerContext) -> JobRecord:
         fail_job(spec.id, ctx, str(exc), exc.code)
         raise
     result.model_load_s = None if load_s is None else round(load_s, 3)
-    return finish_job(spec, ctx, result, reporter.final)
+    return result, reporter.final
 
 
 def model_name(spec: JobSpec, ctx: WorkerContext) -> str:
@@ -96,6 +148,7 @@ def pick_renderer(specs: list[JobSpec], ctx: WorkerContext) -> tuple[Renderer, f
 def start_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord | None:
     """Record the job started; returns its final record instead when there is nothing to do."""
     store = ctx.store
+    writebehind.wait_for(spec.id)
     try:
         record = store.get(spec.id)
     except JobNotFound:  # a message pushed straight into Redis has no record yet; give it one
@@ -104,6 +157,8 @@ def start_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord | None:
     if record.status.finished:
         logger.info("job %s is already %s; nothing to do", spec.id, record.status.value)
         return record
+    if _stale(spec, record):
+        return _skip_stale(spec, record)
     now = store.now()  # the clock created_at and expires_at were stamped with, not ours
     if record.status is JobStatus.QUEUED and spec.expires_at and now > spec.expires_at:
         return _expire(ctx, spec, now)
@@ -116,7 +171,11 @@ def start_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord | None:
         return deadletter.give_up(store, record, ctx.settings.max_attempts)
     render = _render_info(ctx, spec)
     family = _family(spec, ctx)
-    fencing.hold(store.update(spec.id, lambda r: _start(r, render, family, now)))
+    try:
+        started = store.update(spec.id, lambda r: _start(r, spec, render, family, now))
+    except _StaleMessage as stale:
+        return _skip_stale(spec, stale.record)
+    fencing.hold(started)
     return None
 
 
@@ -187,7 +246,43 @@ def _family(spec: JobSpec, ctx: WorkerContext) -> str | None:
     return entry.family if entry is not None else None
 
 
-def _start(record: JobRecord, render: RenderInfo, family: str | None, now: float) -> None:
+class _StaleMessage(Exception):
+    def __init__(self, record: JobRecord) -> None:
+        self.record = record
+
+
+def _stale(spec: JobSpec, record: JobRecord) -> bool:
+    """Is this message an old one of a job moved to the front (producer/queue_front.py)?
+
+    Each move sends a new message carrying one more `moved`, then writes that count into the
+    record while the job is still queued. Fewer moves than the record: an old message. More:
+    the new message of a move whose record write has not happened (or never will: the mover
+    died), adopted while the job waits, stale once another message started it.
+    """
+    if spec.moved < record.spec.moved:
+        return True
+    return spec.moved > record.spec.moved and record.status is not JobStatus.QUEUED
+
+
+def _skip_stale(spec: JobSpec, record: JobRecord) -> JobRecord:
+    logger.info(
+        "job %s: message with %d moves skipped, the record has %d (%s): moved to the front",
+        spec.id,
+        spec.moved,
+        record.spec.moved,
+        record.status.value,
+    )
+    return record
+
+
+def _start(
+    record: JobRecord, spec: JobSpec, render: RenderInfo, family: str | None, now: float
+) -> None:
+    # Asked again inside the compare-and-set: a move may have landed since the first read.
+    if _stale(spec, record):
+        raise _StaleMessage(record)
+    if spec.moved > record.spec.moved:  # adopt the move's message (see _stale)
+        record.spec = spec
     records.start(record, render, now)
     if family is not None:  # a job without a model: its family is the default model's
         record.model_family = family

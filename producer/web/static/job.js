@@ -14,6 +14,22 @@ function row(label, value) {
   return el("tr", {}, el("th", { scope: "row" }, label), el("td", {}, String(value)));
 }
 
+// What the job renders from: a prompt alone, an init image, or an init image and a mask.
+function mode(spec) {
+  if (!spec.init_image) return "txt2img";
+  return spec.mask ? "inpaint (init image and mask)" : "img2img (init image)";
+}
+
+// "64 × 64 upscaled ×1.5 (lanczos), 2 steps at strength 0.5": the first pass's size (Size
+// is the images'), and the job's steps when the pass set none.
+function hires(job) {
+  const pass = job.spec.hires;
+  if (!pass) return "";
+  const steps = pass.steps ?? job.spec.steps;
+  const first = `${job.spec.width} × ${job.spec.height}`;
+  return `${first} upscaled ×${pass.scale} (${pass.upscaler}), ${steps} steps at strength ${pass.strength}`;
+}
+
 function table(job) {
   const spec = job.spec;
   return [
@@ -28,9 +44,10 @@ function table(job) {
     row("Sampler", spec.scheduler ?? job.render?.sampler),
     row("Images", job.images),
     row("LoRAs", spec.loras?.length ? spec.loras.map((l) => `${l.name} ${l.weight}`).join(", ") : ""),
+    row("Mode", mode(spec)),
     row("Init image", spec.init_image ? `${spec.init_image} (strength ${spec.strength ?? "default"})` : ""),
     row("Mask", spec.mask),
-    row("Hires fix", spec.hires),
+    row("Hires fix", hires(job)),
     row("Batch", job.batch_id),
     row("Priority", spec.priority),
     row("Worker", job.render?.worker ? `${job.render.worker} (${job.render.device})` : ""),

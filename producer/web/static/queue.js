@@ -1,6 +1,7 @@
 // The queue page: what renders now on each worker (progress, live preview), what waits by
 // priority and model, when the queue should be empty, pause and resume, cancel a job or its
-// batch. Lists are read from /v1 and kept live by the queue's event stream (/v1/events).
+// batch, move a waiting job to the front. Lists are read from /v1 and kept live by the queue's
+// event stream (/v1/events).
 
 import { api, can, duration, el, failed, fraction, imageUrl, jobHref, say, when } from "./api.js";
 import { previewImage, refreshPreview } from "./live.js";
@@ -54,11 +55,27 @@ function runningItem(job) {
   );
 }
 
+function frontButton(job) {
+  if (!can("submit")) return [];
+  const path = `/v1/jobs/${encodeURIComponent(job.id)}/front`;
+  return [el("button", { type: "button", class: "front-job", onclick: () => act(path, `${job.id} renders next`) }, "To front")];
+}
+
 function queuedItem(job) {
   return el("li", { class: "job", dataset: { job: job.id } },
     el("a", { href: jobHref(job.id), class: "prompt" }, job.prompt),
     el("span", { class: "help" }, ` priority ${job.spec?.priority ?? "?"} · ${job.model ?? "default"}${job.batch_id ? " · batch " + job.batch_id : ""}`),
-    el("span", { class: "actions" }, cancelButtons(job)));
+    el("span", { class: "actions" }, frontButton(job), cancelButtons(job)));
+}
+
+// The waiting jobs in about the order workers take them: priority 0 first; within a priority a
+// job moved to the front (spec.moved) before the others, then the oldest first.
+function servedOrder(a, b) {
+  const [pa, pb] = [a.spec?.priority ?? 9, b.spec?.priority ?? 9];
+  if (pa !== pb) return pa - pb;
+  const [ma, mb] = [a.spec?.moved ?? 0, b.spec?.moved ?? 0];
+  if (ma !== mb) return mb - ma;
+  return a.created_at - b.created_at;
 }
 
 function recentItem(job) {
@@ -90,7 +107,8 @@ async function load() {
       el("tr", {}, el("td", {}, String(w.priority)), el("td", {}, w.model ?? "(none)"), el("td", {}, String(w.depth)))));
     shown.clear();
     $("running").replaceChildren(...(running.jobs.length ? running.jobs.map(runningItem) : [el("li", { class: "help" }, "Nothing is rendering.")]));
-    $("queued").replaceChildren(...(queued.jobs.length ? queued.jobs.map(queuedItem) : [el("li", { class: "help" }, "Nothing waits.")]));
+    const next = [...queued.jobs].sort(servedOrder);
+    $("queued").replaceChildren(...(next.length ? next.map(queuedItem) : [el("li", { class: "help" }, "Nothing waits.")]));
     $("recent").replaceChildren(...recent.jobs.filter((j) => !["queued", "started"].includes(j.status)).map(recentItem));
     $("workers").textContent = `${workers.workers.length} worker(s) online` +
       (workers.workers.length ? ": " + workers.workers.map((w) => w.worker).join(", ") : "");

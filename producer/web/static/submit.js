@@ -71,6 +71,17 @@ function fileBase64(file) {
   });
 }
 
+// The hires pass's fields the form has filled in; one left empty takes the API's default.
+function hires() {
+  const pass = {
+    scale: number("hires_scale", parseFloat),
+    steps: number("hires_steps", (v) => parseInt(v, 10)),
+    strength: number("hires_strength", parseFloat),
+  };
+  for (const key of Object.keys(pass)) if (pass[key] === undefined || Number.isNaN(pass[key])) delete pass[key];
+  return pass;
+}
+
 async function request() {
   const body = { prompt: $("prompt").value };
   if ($("negative_prompt").value) body.negative_prompt = $("negative_prompt").value;
@@ -88,7 +99,7 @@ async function request() {
   if ($("init_image").files[0]) body.init_image = await fileBase64($("init_image").files[0]);
   else if (initFromJob) body.init_image = initFromJob;
   if ($("mask").files[0]) body.mask = await fileBase64($("mask").files[0]);
-  if ($("hires").checked) body.hires = { scale: parseFloat($("hires_scale").value), strength: parseFloat($("hires_strength").value) };
+  if ($("hires").checked) body.hires = hires();
   for (const key of Object.keys(body)) if (body[key] === undefined || Number.isNaN(body[key])) delete body[key];
   return body;
 }
