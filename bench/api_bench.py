@@ -11,12 +11,22 @@ throughput: submits (POST /v1/jobs) and status reads (GET /v1/jobs/{id}) from C 
 
 Every request carries a bearer token (the lookup is one Redis round trip, as in production).
 
+--baseline DIR: a second source tree (another commit: `git worktree add DIR REF`, or
+`git archive REF | tar -x -C DIR`) whose `nightshift api` runs beside this tree's, on the
+same Redis and token: the latency blocks then go this tree, the baseline, Client.submit (the
+order reversed every other round), so what the machine's other load does hits all three
+alike, and `latency.change_vs_baseline` is this tree's API median less the baseline's,
+measured in one run. On a shared machine that difference holds up where two separate runs'
+figures do not.
+
     python bench/api_bench.py [--n 500] [--requests 2000] [--clients 8] [--out FILE.json]
+                              [--baseline DIR] [--block 50]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -66,11 +76,14 @@ def api_argv(port: int) -> list[str]:
     return [sys.executable, "-m", "producer.cli", "api", "--port", str(port)]
 
 
-def start_api(settings: Settings, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_api(
+    settings: Settings, log: Path, source: Path = ROOT
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`nightshift api` from the tree at `source` (python -m puts its folder first on the path)."""
     port = free_port()
     env = os.environ | settings.to_env() | {"PYTHONWARNINGS": "ignore"}
     process = subprocess.Popen(
-        api_argv(port), env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT
+        api_argv(port), env=env, cwd=source, stdout=log.open("ab"), stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -86,6 +99,12 @@ def start_api(settings: Settings, log: Path) -> tuple[subprocess.Popen[bytes], s
     raise RuntimeError("nightshift api did not come up")
 
 
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
 def timed(call: Callable[[], Any], n: int) -> list[float]:
     times = []
     for _ in range(n):
@@ -93,6 +112,23 @@ def timed(call: Callable[[], Any], n: int) -> list[float]:
         call()
         times.append(time.perf_counter() - t)
     return times
+
+
+def submitter(http: httpx.Client) -> Callable[[], None]:
+    """One API submit, on `http`'s keep-alive connection."""
+
+    def api_submit() -> None:
+        response = http.post("/v1/jobs", json=JOB)
+        assert response.status_code == 201, response.text
+
+    return api_submit
+
+
+def added_ms(api: dict[str, float], lib: dict[str, float]) -> dict[str, float]:
+    return {
+        "median_ms": round(api["median_ms"] - lib["median_ms"], 3),
+        "p95_ms": round(api["p95_ms"] - lib["p95_ms"], 3),
+    }
 
 
 def throughput(
@@ -136,14 +172,21 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000, help="requests per throughput run")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--baseline", type=Path, help="another source tree to measure beside this one (A/B)"
+    )
+    parser.add_argument("--block", type=int, default=50, help="calls of each kind in a row")
     args = parser.parse_args()
+    if args.baseline is not None and not (args.baseline / "producer" / "cli.py").is_file():
+        parser.error(f"--baseline {args.baseline}: not a Nightshift source tree")
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="nightshift-api-bench-") as tmp:
         folder = Path(tmp)
         server = LocalRedis(folder / "redis")
         server.start()
-        api = None
+        api = baseline = None
+        connections = contextlib.ExitStack()
         try:
             settings = Settings(
                 redis_url=server.url,
@@ -153,40 +196,57 @@ def main() -> int:
             )
             token = tokens.create(redis_client(settings), "bench", "submit")
             headers = {"Authorization": f"Bearer {token}"}
+            session: dict[str, Any] = {"headers": headers, "timeout": 60}
             api, url = start_api(settings, folder / "api.log")
+            http = connections.enter_context(httpx.Client(base_url=url, **session))
+            calls: dict[str, Callable[[], object]] = {"api": submitter(http)}
+            if args.baseline is not None:
+                # Its own data folder: each server keeps a history index of its own.
+                other = settings.model_copy(update={"data_dir": folder / "data-baseline"})
+                baseline, base_url = start_api(other, folder / "baseline.log", args.baseline)
+                base_http = httpx.Client(base_url=base_url, **session)
+                calls["baseline"] = submitter(connections.enter_context(base_http))
             client = Client(settings)
+            calls["client"] = lambda: client.submit(**JOB)
 
-            with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+            for call in calls.values():
+                timed(call, WARMUP)
+            # Interleaved in blocks, so a burst of load on the machine hits each alike.
+            times: dict[str, list[float]] = {name: [] for name in calls}
+            for round_ in range(max(1, args.n // args.block)):
+                names = list(calls) if round_ % 2 == 0 else list(reversed(calls))
+                for name in names:
+                    times[name] += timed(calls[name], args.block)
+            job_ids = [j["id"] for j in http.get("/v1/jobs?limit=200").json()["jobs"]]
+            connections.close()
+            stop(baseline)  # the throughput runs are this tree's alone
 
-                def api_submit() -> None:
-                    response = http.post("/v1/jobs", json=JOB)
-                    assert response.status_code == 201, response.text
-
-                timed(api_submit, WARMUP)
-                timed(lambda: client.submit(**JOB), WARMUP)
-                # Interleaved in blocks, so a burst of load on the machine hits both alike.
-                api_times: list[float] = []
-                lib_times: list[float] = []
-                block = 50
-                for _ in range(args.n // block):
-                    api_times += timed(api_submit, block)
-                    lib_times += timed(lambda: client.submit(**JOB), block)
-                job_ids = [j["id"] for j in http.get("/v1/jobs?limit=200").json()["jobs"]]
-
-            api_s, lib_s = summary_ms(api_times), summary_ms(lib_times)
-            added = {
-                "median_ms": round(api_s["median_ms"] - lib_s["median_ms"], 3),
-                "p95_ms": round(api_s["p95_ms"] - lib_s["p95_ms"], 3),
+            api_s, lib_s = summary_ms(times["api"]), summary_ms(times["client"])
+            latency: dict[str, Any] = {
+                "api_submit": api_s,
+                "client_submit": lib_s,
+                "added_by_api": added_ms(api_s, lib_s),
             }
+            if "baseline" in times:
+                base_s = summary_ms(times["baseline"])
+                latency["baseline"] = {
+                    "source": str(args.baseline.resolve()),
+                    "api_submit": base_s,
+                    "added_by_api": added_ms(base_s, lib_s),
+                }
+                latency["change_vs_baseline"] = {
+                    "median_ms": round(api_s["median_ms"] - base_s["median_ms"], 3),
+                    "p95_ms": round(api_s["p95_ms"] - base_s["p95_ms"], 3),
+                }
             submit_rps = throughput(url, headers, "submit", args.requests, args.clients, job_ids)
             status_rps = throughput(url, headers, "status", args.requests, args.clients, job_ids)
             sequential = {
                 "submit_per_s": round(1000 / api_s["median_ms"], 1),
             }
         finally:
-            if api is not None:
-                api.send_signal(signal.SIGTERM)
-                api.wait(30)
+            connections.close()
+            stop(api)
+            stop(baseline)
             server.stop()
 
     results = {
@@ -201,7 +261,7 @@ def main() -> int:
             "uvicorn": metadata.version("uvicorn"),
             "redis_py": metadata.version("redis"),
         },
-        "latency": {"api_submit": api_s, "client_submit": lib_s, "added_by_api": added},
+        "latency": latency,
         "sequential": sequential,
         "throughput": {
             "clients": args.clients,

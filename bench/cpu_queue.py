@@ -4,8 +4,9 @@ overhead: per-job cost of Redis + Celery + records, everything except the render
           the PNG encoding. A real worker renders N queued jobs; for each job after the
           first, overhead = (its finish - the previous finish) - its render_s (measured
           inside the worker) - the median PNG save time (measured here, same image size;
-          0 when the worker writes PNGs behind the task, NIGHTSHIFT_WRITE_BEHIND, the default:
-          then the PNG overlaps the next render and is not between jobs).
+          0 when the worker writes PNGs behind the task, NIGHTSHIFT_WRITE_BEHIND=true, off on
+          the CPU by default: then the PNG overlaps the next render and is not between jobs;
+          period_ms and render_ms show where it went).
           With --phases the worker also loads bench/phases/ (timestamps from Celery signals
           and kombu's ack) and the overhead is split into phases, median and p99 each.
 enqueue:  10,000 jobs from one process with Client.submit_many (one pipelined pass),
@@ -106,15 +107,21 @@ def overhead(settings: Settings, jobs: int, phases: bool) -> dict[str, Any]:
         log.close()
     # Written behind the task (settings.write_behind), the PNG overlaps the next render and
     # is not in the interval between jobs; written in the task, it is.
-    png = 0.0 if settings.write_behind else png_save_s(settings)
+    behind = settings.write_behind is True  # auto is off on the CPU
+    png = 0.0 if behind else png_save_s(settings)
     records.sort(key=lambda r: r.finished_at)
     per_job = [
         (b.finished_at - a.finished_at) - b.render_s - png for a, b in itertools.pairwise(records)
     ]
+    # The whole period a job takes, and its render: written behind the task on this CPU, the
+    # PNG and the records compete with the next render for the same cores.
+    periods = [b.finished_at - a.finished_at for a, b in itertools.pairwise(records)]
     out: dict[str, Any] = {
-        "write_behind": settings.write_behind,
+        "write_behind": behind,
         "png_save_median_ms": round(png * 1000, 2),
         **summary_ms(per_job),
+        "period_ms": summary_ms(periods),
+        "render_ms": summary_ms([r.render_s for r in records]),
     }
     if phases:
         out["phases"] = split_phases(records, phases_log, png)

@@ -80,8 +80,10 @@ class Settings(BaseSettings):
     # ride on progress writes, so never more often than progress_interval_s. 0 = off.
     preview_interval_s: float = Field(0.5, ge=0)
     # A single job's PNG encoded and written while the next job renders, the job recorded
-    # succeeded once its file is durable (worker/jobs/writebehind.py). Off: written in the task.
-    write_behind: bool = True
+    # succeeded once its file is durable (worker/jobs/writebehind.py). None (auto): on for cuda
+    # and mps, whose renders leave the CPU free; off for cpu, where the write would only move
+    # into the next render's time (BENCHMARKS.md). False: written in the task.
+    write_behind: bool | None = None
 
     # Faults and security (issue 3). A job whose worker process died this many times while
     # rendering it is failed and moved to the dead-letter list instead of crash-looping.

@@ -95,6 +95,8 @@ def settings(redis_url: str, tiny_model: Path, tmp_path: Path) -> Settings:
         queues=f"test-{uuid.uuid4().hex[:8]}",
         default_steps=4,
         progress_interval_s=0.05,
+        # The path of cuda and mps workers (auto turns it off on the CPU these tests run on).
+        write_behind=True,
     )
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import redis
+import redis.asyncio
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -35,13 +37,25 @@ def redis_client(settings: Settings, patient: bool = False, binary: bool = False
         retries = _retries_within(settings.worker_redis_patience_s, backoff)
         options["retry"] = Retry(backoff, retries)
     return redis.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=settings.broker_connect_timeout_s,
-        socket_timeout=max(settings.broker_connect_timeout_s, MIN_SOCKET_TIMEOUT_S),
-        health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        decode_responses=not binary,
-        **options,
+        settings.redis_url, decode_responses=not binary, **_fail_fast(settings), **options
     )
+
+
+def async_redis_client(settings: Settings) -> redis.asyncio.Redis:
+    """redis_client's asyncio twin, as quick to fail, for an event loop's own reads (the API
+    checks a token on its loop, without a hop to a worker thread). Its connections belong to
+    the loop that first uses them: make it there, and close it (aclose) before that loop ends."""
+    return redis.asyncio.Redis.from_url(
+        settings.redis_url, decode_responses=True, **_fail_fast(settings)
+    )
+
+
+def _fail_fast(settings: Settings) -> dict[str, Any]:
+    return {
+        "socket_connect_timeout": settings.broker_connect_timeout_s,
+        "socket_timeout": max(settings.broker_connect_timeout_s, MIN_SOCKET_TIMEOUT_S),
+        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
+    }
 
 
 def _retries_within(seconds: float, backoff: ExponentialBackoff) -> int:

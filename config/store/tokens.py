@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 import redis
+import redis.asyncio
 
 from config import keys as names
 from config.errors import InvalidInput
@@ -103,6 +104,16 @@ def lookup(client: redis.Redis, token: str) -> TokenInfo | None:
 
 def note_used(client: redis.Redis, token: str, now: float | None = None) -> None:
     client.hset(names.API_TOKENS_USED, digest(token), time.time() if now is None else now)
+
+
+async def lookup_async(client: redis.asyncio.Redis, token: str) -> TokenInfo | None:
+    """lookup, on an asyncio client (the API's event loop)."""
+    raw = await client.hget(names.API_TOKENS, digest(token))
+    return _info(raw) if raw is not None else None
+
+
+async def note_used_async(client: redis.asyncio.Redis, token: str) -> None:
+    await client.hset(names.API_TOKENS_USED, digest(token), time.time())
 
 
 def count(client: redis.Redis) -> int:

@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from config.settings import Settings
 from config.store import redis_client
+from config.store.client import async_redis_client
 from producer.api import errors
 from producer.api.context import ApiContext
 from producer.api.events import EventHub
@@ -40,11 +41,17 @@ def create_app(
     client = client or Client(settings)
     # Its own Redis client: the hub holds one connection in a blocking read.
     hub = EventHub(redis_client(settings))
+    ctx = ApiContext(settings, client, hub, options)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        hub.close()
+        aredis = ctx.aredis = async_redis_client(settings)  # on the serving loop (context.py)
+        try:
+            yield
+        finally:
+            ctx.aredis = None
+            await aredis.aclose()
+            hub.close()
 
     app = FastAPI(
         title="Nightshift",
@@ -55,7 +62,7 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.nightshift = ApiContext(settings, client, hub, options)
+    app.state.nightshift = ctx
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)

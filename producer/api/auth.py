@@ -17,7 +17,10 @@
   with a login the browser remembers, or with the local default. The server's own origin
   (the web app's pages) is not cross-origin.
 
-Each route names the scope it needs with one of READ, SUBMIT, ADMIN.
+Each route names the scope it needs with one of READ, SUBMIT, ADMIN: an async dependency, so a
+token is read on the event loop itself (ApiContext.aredis, context.py), on every request; a
+session or the local default (the browser's and this machine's cases) is read in a worker
+thread, with the Client's Redis.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from config.store import reachable, sessions
 from config.store import tokens as store
@@ -74,29 +78,38 @@ def credentials(header: str) -> str | None:
     return None
 
 
-def authenticate(request: Request, ctx: ApiContext) -> Principal:
+async def authenticate(request: Request, ctx: ApiContext) -> Principal:
     check_origin(request, ctx)
     header = request.headers.get("authorization")
-    client = ctx.client.store.redis
+    if header is None:
+        return await run_in_threadpool(without_token, request, ctx)
+    token = credentials(header)
     with reachable():
-        if header is None:
-            session_id = request.cookies.get(SESSION_COOKIE)
-            if session_id:
-                return from_session(request, client, session_id)
-            if local_default(request, ctx) and store.count(client) == 0:
-                return LOCAL
-            raise ApiError(
-                401,
-                UNAUTHORIZED,
-                "a token is needed (Authorization: Bearer ...)",
-                headers=CHALLENGE,
-            )
-        token = credentials(header)
-        info = store.lookup(client, token) if token else None
+        info = await lookup(ctx, token) if token else None
         if token is None or info is None:
             raise ApiError(401, UNAUTHORIZED, "unknown or revoked token", headers=CHALLENGE)
-        note_use(ctx, token)
+        await note_use(ctx, token)
     return Principal(info.name, info.scope)
+
+
+def without_token(request: Request, ctx: ApiContext) -> Principal:
+    """A request with no Authorization header: a web app session, else the local default."""
+    client = ctx.client.store.redis
+    with reachable():
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if session_id:
+            return from_session(request, client, session_id)
+        if local_default(request, ctx) and store.count(client) == 0:
+            return LOCAL
+    raise ApiError(
+        401, UNAUTHORIZED, "a token is needed (Authorization: Bearer ...)", headers=CHALLENGE
+    )
+
+
+async def lookup(ctx: ApiContext, token: str) -> store.TokenInfo | None:
+    if ctx.aredis is None:  # outside the app's lifespan (context.py)
+        return await run_in_threadpool(store.lookup, ctx.client.store.redis, token)
+    return await store.lookup_async(ctx.aredis, token)
 
 
 def from_session(request: Request, client: redis.Redis, session_id: str) -> Principal:
@@ -136,20 +149,23 @@ def own_origin(request: Request) -> str:
     return f"{request.url.scheme}://{request.headers.get('host', '')}"
 
 
-def note_use(ctx: ApiContext, token: str) -> None:
+async def note_use(ctx: ApiContext, token: str) -> None:
     key, now = store.digest(token), time.monotonic()
     last = ctx.noted_use.get(key)
     if last is None or now - last >= NOTE_USE_EVERY_S:
         ctx.noted_use[key] = now
-        store.note_used(ctx.client.store.redis, token)
+        if ctx.aredis is None:
+            await run_in_threadpool(store.note_used, ctx.client.store.redis, token)
+        else:
+            await store.note_used_async(ctx.aredis, token)
 
 
-def require(scope: str) -> Callable[[Request, ApiContext], Principal]:
+def require(scope: str) -> Callable[[Request, ApiContext], Awaitable[Principal]]:
     """A dependency that lets a request through only with a token of `scope` or above."""
     store.check_scope(scope)
 
-    def dependency(request: Request, ctx: Ctx) -> Principal:
-        principal = authenticate(request, ctx)
+    async def dependency(request: Request, ctx: Ctx) -> Principal:
+        principal = await authenticate(request, ctx)
         if not store.allows(principal.scope, scope):
             message = f"needs a token of scope {scope}; {principal.name} has {principal.scope}"
             raise ApiError(403, FORBIDDEN, message)

@@ -22,6 +22,7 @@ from config.errors import (
     ErrorCode,
     InvalidInput,
     JobNotFound,
+    JobNotQueued,
     NightshiftError,
     Unavailable,
     WaitTimeout,
@@ -36,6 +37,7 @@ STATUS: tuple[tuple[type[NightshiftError], int], ...] = (
     (JobNotFound, 404),
     (UnknownToken, 404),
     (TokenExists, 409),
+    (JobNotQueued, 409),
     (InvalidInput, 400),
     (Unavailable, 503),  # BrokerUnavailable (Redis) among them
     (WaitTimeout, 504),

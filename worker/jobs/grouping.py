@@ -29,6 +29,7 @@ from config.errors import (
 )
 from config.records import JobRecord
 from config.schema import JobSpec
+from worker.jobs import writebehind
 from worker.jobs.run import (
     CancelCheck,
     GroupReporter,
@@ -159,6 +160,7 @@ def _together(specs: list[JobSpec], ctx: WorkerContext) -> list[JobRecord]:
     except InvalidJob:
         return _alone(specs, ctx)  # the job at fault fails alone; the others render
     try:
+        writebehind.next_render()
         results = renderer.render_group(specs, on_step, should_stop)
     except JobCancelled as exc:
         return [record_cancelled(ctx, spec.id, str(exc)) for spec in specs]

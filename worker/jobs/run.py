@@ -61,7 +61,7 @@ def run_job(spec: JobSpec, ctx: WorkerContext, delivery_tag: str | None = None) 
     if isinstance(rendered, JobRecord):
         return rendered
     result, progress = rendered
-    tag = delivery_tag if ctx.settings.write_behind else None
+    tag = delivery_tag if writebehind.enabled(ctx.settings.write_behind, ctx.plan.device) else None
     if tag and writebehind.hand_over(
         ctx, spec, tag, lambda: write_outcome(spec, ctx, result, progress)
     ):
@@ -113,6 +113,7 @@ def render_pass(
         renderer, load_s = pick_renderer([spec], ctx)
         inputs = Inputs(*ctx.inputs.images(spec)) if spec.init_image else None
         stop = CancelCheck(ctx, spec.id)
+        writebehind.next_render()
         result = renderer.render(spec, on_step=reporter, should_stop=stop, inputs=inputs)
     except JobCancelled as exc:
         return record_cancelled(ctx, spec.id, str(exc))

@@ -16,7 +16,10 @@ renders again, once (its record says started, and its file is not there; a file 
 get written is found by start_job and not rendered again).
 
 At most one job is handed over at a time: a task that finds the previous write still running
-waits for it, so memory holds one image more, never a queue of them.
+waits for it, so memory holds one image more, never a queue of them. And the write waits for
+the next render to start (`next_render`, at most NEXT_RENDER_WAIT_S): started at once, it
+would hold the GIL through the few milliseconds between jobs that Celery needs (the ack, the
+next message, the hand-off to this process), which is the very time it is meant to save.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -43,9 +47,19 @@ logger = logging.getLogger(__name__)
 # outcome is recorded, False when none could be (Redis away).
 Write = Callable[[], bool]
 
+# How long a write waits for the next render before it runs anyway (an empty queue): the
+# gap between two jobs is under 20 ms at the 99th percentile, even on a 2-core machine.
+NEXT_RENDER_WAIT_S = 0.1
+
 _pool: ThreadPoolExecutor | None = None
+_rendering = threading.Event()  # set when a render starts: the time to write
 _last: Future[None] | None = None
 _last_id: str | None = None
+
+
+def enabled(setting: bool | None, device: str) -> bool:
+    """NIGHTSHIFT_WRITE_BEHIND: as set, else on wherever the render is not on the CPU."""
+    return device != "cpu" if setting is None else setting
 
 
 def hold(client: redis.Redis, tag: str, job_id: str, ttl_s: float) -> str | None:
@@ -87,9 +101,15 @@ def hand_over(ctx: WorkerContext, spec: JobSpec, delivery_tag: str, write: Write
     if copy is None:
         return False
     afterjob.handed_over(spec.id)
+    _rendering.clear()
     _last = _thread().submit(_write, ctx, spec, copy, write)
     _last_id = spec.id
     return True
+
+
+def next_render() -> None:
+    """A render is starting (worker/jobs/run.py, grouping.py): a write waiting may run now."""
+    _rendering.set()
 
 
 def later(note: Callable[[], None]) -> None:
@@ -124,6 +144,7 @@ def wait_for(job_id: str) -> None:
 
 
 def _write(ctx: WorkerContext, spec: JobSpec, copy: str, write: Write) -> None:
+    _rendering.wait(NEXT_RENDER_WAIT_S)
     if not write():
         return  # no outcome recorded: the copy stays, and the sweep puts it back
     try:

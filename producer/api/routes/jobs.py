@@ -29,7 +29,7 @@ from producer.api.auth import READ, SUBMIT
 from producer.api.context import Ctx
 from producer.api.errors import CONFLICT, ApiError
 from producer.api.ids import batch_lookup
-from producer.api.views import job_link, job_view
+from producer.api.views import job_link, job_view, json_response
 from producer.commands.cancel import cancel_outcome
 from producer.timeparse import parse_expiry
 
@@ -90,13 +90,13 @@ def decode_input(value: str, field: str) -> bytes | str:
         raise InvalidJob(field, f"{len(value)} characters", f"must be {INPUT_HELP}") from None
 
 
-@router.post("", status_code=201, dependencies=[SUBMIT])
-def submit(body: JobRequest, ctx: Ctx, response: Response) -> dict[str, Any]:
+@router.post("", status_code=201, dependencies=[SUBMIT], response_model=dict[str, Any])
+def submit(body: JobRequest, ctx: Ctx) -> Response:
     """Validate and queue one job (Client.submit); answers its record."""
     job = ctx.client.submit(body.prompt, job_id=body.id, **body.params())
-    record = ctx.client.store.get(job.id)
-    response.headers["Location"] = job_link(job.id)
-    return job_view(record)
+    # The record as submit wrote it (no read back); an id that was taken: the stored one.
+    record = job.created or ctx.client.store.get(job.id)
+    return json_response(job_view(record), 201, {"Location": job_link(job.id)})
 
 
 @router.get("", dependencies=[READ])
@@ -121,9 +121,9 @@ def list_jobs(
     return {"jobs": [job_view(r) for r in found.jobs], "next_cursor": found.next_cursor}
 
 
-@router.get("/{job_id}", dependencies=[READ])
-def get_job(job_id: str, ctx: Ctx) -> dict[str, Any]:
-    return job_view(ctx.client.store.get(job_id))
+@router.get("/{job_id}", dependencies=[READ], response_model=dict[str, Any])
+def get_job(job_id: str, ctx: Ctx) -> Response:
+    return json_response(job_view(ctx.client.store.get(job_id)))
 
 
 @router.post("/{job_id}/cancel", dependencies=[SUBMIT])
@@ -135,6 +135,13 @@ def cancel(job_id: str, ctx: Ctx) -> dict[str, Any]:
         raise ApiError(409, CONFLICT, f"job {record.id}: {cancel_outcome(record)}")
     outcome = "cancelling" if record.status is JobStatus.STARTED else record.status.value
     return {"outcome": outcome, "message": cancel_outcome(record), "job": job_view(record)}
+
+
+@router.post("/{job_id}/front", dependencies=[SUBMIT])
+def move_to_front(job_id: str, ctx: Ctx) -> dict[str, Any]:
+    """A queued job becomes the next one a worker takes (`nightshift front`); its record, with
+    `spec.moved` counting the moves. 409 once the job has started or ended."""
+    return job_view(ctx.client.move_to_front(job_id))
 
 
 @router.get("/{job_id}/images/{n}.png", dependencies=[READ], response_class=FileResponse)
