@@ -22,6 +22,7 @@ from celery.signals import after_setup_logger, after_setup_task_logger, worker_p
 from celery.utils.log import get_multiprocessing_logger
 
 from config.logformat import JsonLines
+from worker.jobs import writebehind
 from worker.jobs.messages import job_ids
 
 # Read by the libraries when they load, in the child. One already set wins: a person chasing a
@@ -97,9 +98,10 @@ def role(pid: int) -> str:
 
 
 def job_fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The job a line is about: `extra={"job_id": ...}` when the caller names it, else the job(s)
-    of the task this process is running (a render task's id is its job's id; a group's is not)."""
-    named = getattr(record, "job_id", None)
+    """The job a line is about: `extra={"job_id": ...}` when the caller names it, else the job
+    whose PNG this thread writes behind its task, else the job(s) of the task this process is
+    running (a render task's id is its job's id; a group's is not)."""
+    named = getattr(record, "job_id", None) or writebehind.job_being_written()
     if named:
         return {"job": str(named)}
     task = get_current_task()

@@ -117,6 +117,8 @@ def test_a_worker_that_wakes_to_find_its_job_taken_over_stops_without_writing(
     ended = f"nightshift.render[{job.id}] succeeded in"  # Celery's line: the task returned
     for worker in (sleeper, other):
         wait_until(lambda w=worker: ended in w.tail(200_000), 120, "both tasks to end")
+    # The PNG is written behind the task (worker/jobs/writebehind.py): the record follows it.
+    wait_until(lambda: job.record().status.finished, 60, "the record to say how it ended")
 
     assert_one_attempt(job.record(), taken, short_leases, seen)
     slept = sleeper.tail(200_000)

@@ -53,6 +53,7 @@ NEXT_RENDER_WAIT_S = 0.1
 
 _pool: ThreadPoolExecutor | None = None
 _rendering = threading.Event()  # set when a render starts: the time to write
+_writing = threading.local()  # the job this thread writes, for its log lines (worker/logs.py)
 _last: Future[None] | None = None
 _last_id: str | None = None
 
@@ -107,6 +108,11 @@ def hand_over(ctx: WorkerContext, spec: JobSpec, delivery_tag: str, write: Write
     return True
 
 
+def job_being_written() -> str | None:
+    """The job whose write the calling thread runs; None on any other thread."""
+    return getattr(_writing, "job_id", None)
+
+
 def next_render() -> None:
     """A render is starting (worker/jobs/run.py, grouping.py): a write waiting may run now."""
     _rendering.set()
@@ -144,6 +150,14 @@ def wait_for(job_id: str) -> None:
 
 
 def _write(ctx: WorkerContext, spec: JobSpec, copy: str, write: Write) -> None:
+    _writing.job_id = spec.id  # Celery's current task, which logs read, is the next job's
+    try:
+        _write_and_count(ctx, spec, copy, write)
+    finally:
+        _writing.job_id = None
+
+
+def _write_and_count(ctx: WorkerContext, spec: JobSpec, copy: str, write: Write) -> None:
     _rendering.wait(NEXT_RENDER_WAIT_S)
     if not write():
         return  # no outcome recorded: the copy stays, and the sweep puts it back
