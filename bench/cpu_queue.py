@@ -83,7 +83,10 @@ def overhead(settings: Settings, jobs: int, phases: bool) -> dict[str, Any]:
     env = os.environ | settings.to_env() | {"PYTHONWARNINGS": "ignore"}
     phases_log = settings.data_path / "phases.log"
     if phases:
-        env["PYTHONPATH"] = str(ROOT / "bench" / "phases")
+        # In front of the path the bench was given (a bare GPU box's carried packages).
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(ROOT / "bench" / "phases"), env.get("PYTHONPATH")])
+        )
         env["NIGHTSHIFT_PHASES_LOG"] = str(phases_log)
     log = open(settings.data_path / "worker.log", "wb")  # noqa: SIM115
     worker = subprocess.Popen(
@@ -94,7 +97,12 @@ def overhead(settings: Settings, jobs: int, phases: bool) -> dict[str, Any]:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_ready(client, worker)
+        try:
+            wait_ready(client, worker)
+        except RuntimeError:
+            log.flush()
+            print((settings.data_path / "worker.log").read_text()[-3000:], file=sys.stderr)
+            raise
         specs = [
             new_job(f"job {i}", settings, seed=i, width=SIDE, height=SIDE, steps=STEPS)
             for i in range(jobs)

@@ -227,7 +227,10 @@ def cold_warm(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def ready_figures(info: dict[str, Any]) -> dict[str, Any]:
-    keys = ("start_to_ready_s", "compile_s", "compile_cache", "load_s", "warmup_s", "fast_path")
+    keys = (
+        *("start_to_ready_s", "boot_s", "load_s", "compile_s", "warm_rounds_s", "warmup_s"),
+        *("compile_cache", "fast_path"),
+    )
     return {k: info.get(k) for k in keys}
 
 
@@ -298,7 +301,11 @@ def analyse_samples(samples: list[dict[str, Any]], fit_from: int) -> dict[str, A
         "distinct_samples": len({s["task"] for s in samples}),  # one per group task
         "fit_jobs": [fit_from, len(samples)],
     }
-    for series in ("allocated", "reserved", "rss"):
+    # blocks: Python's allocated memory blocks (sys.getallocatedblocks), which show a growth
+    # of Python objects the RSS's 4 KiB pages hide; absent from older sample files.
+    for series in ("allocated", "reserved", "rss", "blocks"):
+        if samples and series not in samples[0]:
+            continue
         values = [float(s[series]) for s in samples]
         fit = bench_stats.fit_line(xs, [float(s[series]) for s in window])
         out[series] = {
@@ -307,6 +314,10 @@ def analyse_samples(samples: list[dict[str, Any]], fit_from: int) -> dict[str, A
             "last_mib": round(values[-1] / 2**20, 2) if values else None,
             "fit": fit.as_dict() if fit else None,
         }
+        if fit and series == "blocks":  # a count, not bytes: any growth the interval shows
+            low, _ = fit.slope_ci95
+            out[series]["fit"].pop("growth_per_1000_jobs_mib")
+            out[series]["fit"]["verdict"] = "grows" if low > 0 else "no growth beyond noise"
     return out
 
 
@@ -349,11 +360,12 @@ def summary(results: dict[str, Any]) -> list[tuple[str, Any]]:
         ("start-to-ready s: cold | warm compile cache", pair(*starts)),
         ("compile cache state the worker saw: cold | warm", pair(*caches)),
     ]
-    for series in ("allocated", "reserved", "rss"):
+    for series in ("allocated", "reserved", "rss", "blocks"):
         fit = get("leak", series, "fit") or {}
         low, high = fit.get("slope_ci95") or [None, None]
         verdict = f"{r4(fit.get('slope'))} [{r4(low)}, {r4(high)}] -> {fit.get('verdict')}"
-        rows.append((f"leak {series}: bytes/job [95 % CI] -> verdict", verdict))
+        unit = "blocks" if series == "blocks" else "bytes"
+        rows.append((f"leak {series}: {unit}/job [95 % CI] -> verdict", verdict))
     rows.append(("leak images/s (at the leak's steps)", get("leak", "images_per_s")))
     if results.get("two-gpu"):
         rows += two_gpu_rows(get)

@@ -86,6 +86,12 @@ MAX_DELIVERIES = 50
 class JobRecord(BaseModel):
     """A job's whole story, kept in Redis under nightshift:job:<id>."""
 
+    # pydantic's JSON parser caches the strings it reads (16,384 of them, per process): a
+    # worker reads each job's record a few times, and its values (id, prompt, paths) are new
+    # every job, so the cache filled up over the first thousands of jobs and read as a leak
+    # (+1.3 KB a job in the worker, issue 17). The field names repeat: cache only those.
+    model_config = ConfigDict(cache_strings="keys")
+
     spec: JobSpec
     status: JobStatus = JobStatus.QUEUED
     created_at: float

@@ -98,6 +98,7 @@ def start(settings: Settings, facts: HostFacts | None = None) -> WorkerContext:
     """Build the context, load and warm the default model, announce readiness; called from
     worker_process_init."""
     global _context
+    boot_s = _since_worker_start()
     facts = facts or HostFacts.detect()
     plan = plan_device(settings, facts)
     catalog = Catalog.from_settings(settings)
@@ -122,6 +123,7 @@ def start(settings: Settings, facts: HostFacts | None = None) -> WorkerContext:
     CatalogPublisher(ctx).start()
     load_s = warm_s = compile_s = 0.0
     cache_state = "off"  # the compile cache: warm, cold, or off (nothing compiled)
+    rounds = ""  # each group size's warm-up rounds, seconds: where a start's time went
     preload = should_preload(settings, store.redis)
     if preload:
         cache.get(catalog.default)
@@ -130,18 +132,37 @@ def start(settings: Settings, facts: HostFacts | None = None) -> WorkerContext:
         load_s, warm_s = held.load_s, held.ready_s - held.load_s
         reason, compile_s = held.fast_path.reason, held.fast_path.compile_s
         cache_state = held.fast_path.compile_cache
+        rounds = " ".join(
+            f"{size}:" + ",".join(f"{r:.2f}" for r in times)
+            for size, times in held.fast_path.warm_rounds_s.items()
+        )
     store.redis.hset(
         ctx.stats_key,
         mapping={
             "fast_path": reason,
             "compile_s": round(compile_s, 3),
             "compile_cache": cache_state,
+            "warm_rounds_s": rounds,
+            # From the worker's start (its main process) to this process building its
+            # context: Python, imports, Celery's start, the fork.
+            "boot_s": round(boot_s, 3),
         },
     )
     _announce(ctx, load_s, warm_s, loaded=preload)
     logger.info("ready: loaded in %.1f s, warmed in %.1f s", load_s, warm_s)
     _context = ctx
     return ctx
+
+
+def _since_worker_start() -> float:
+    """Seconds since the worker's main process started (this child's parent, under Celery's
+    prefork pool; this process itself otherwise)."""
+    import psutil
+
+    me = psutil.Process()
+    parent = me.parent()
+    started = parent.create_time() if parent is not None and parent.pid != 1 else me.create_time()
+    return max(0.0, time.time() - started)
 
 
 def current() -> WorkerContext:

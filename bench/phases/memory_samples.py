@@ -2,9 +2,10 @@
 
 Line: {"job": id, "task": Celery task id, "t": wall time, "allocated": and "reserved": bytes
 (torch.cuda.memory_allocated / memory_reserved, 0 without CUDA), "rss": the child's resident
-bytes}. A group task renders up to 16 jobs in one pass: each of them gets a line with the
-same figures, so the samples are per job, in completion order. Appended to the file named
-by NIGHTSHIFT_MEMORY_LOG, one write per task.
+bytes, "blocks": Python's allocated memory blocks, sys.getallocatedblocks()}. A group task
+renders up to 16 jobs in one pass: each of them gets a line with the same figures, so the
+samples are per job, in completion order. Appended to the file named by
+NIGHTSHIFT_MEMORY_LOG, one write per task.
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ def _after_task(task_id: object = None, args: Any = None, **_: Any) -> None:
 
         allocated, reserved = cuda_bytes()
         rss = psutil.Process().memory_info().rss
+        blocks = sys.getallocatedblocks()
         now = time.time()
         lines = [
             json.dumps(
                 {"job": job, "task": str(task_id), "t": now, "allocated": allocated}
-                | {"reserved": reserved, "rss": rss}
+                | {"reserved": reserved, "rss": rss, "blocks": blocks}
             )
             for job in job_ids(args)
         ]

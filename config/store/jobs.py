@@ -7,7 +7,9 @@ change together or not at all.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 
@@ -19,6 +21,24 @@ from config.store import events, scripts
 from config.store.client import reachable, redis_client
 
 Mutation = Callable[[JobRecord], None]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A record as stored, read together with the server's clock in one round trip.
+
+    `raw` lets the next update skip its own read (JobStore.update `known`); `clock()` is the
+    server's time now, counted on from the read with this process's monotonic clock (no
+    round trip, and no skew of this machine's wall clock).
+    """
+
+    record: JobRecord
+    raw: bytes | str
+    now: float
+    read_at: float  # time.monotonic() when the reply came
+
+    def clock(self) -> float:
+        return self.now + (time.monotonic() - self.read_at)
 
 
 class JobStore:
@@ -69,15 +89,32 @@ class JobStore:
             raise JobNotFound(job_id)
         return JobRecord.from_json(raw)
 
-    def update(self, job_id: str, mutate: Mutation) -> JobRecord:
+    def read(self, job_id: str) -> Snapshot:
+        """The record and the server's clock in one round trip (a job's start and its end)."""
+        with reachable():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.get(names.job_key(job_id))
+            pipe.time()
+            raw, (seconds, micros) = pipe.execute()
+        read_at = time.monotonic()
+        if raw is None:
+            raise JobNotFound(job_id)
+        now = float(seconds) + micros / 1_000_000
+        return Snapshot(JobRecord.from_json(raw), raw, now, read_at)
+
+    def update(self, job_id: str, mutate: Mutation, known: Snapshot | None = None) -> JobRecord:
         """Apply mutate to the stored record atomically (optimistic compare-and-set) and
-        announce it; a concurrent change makes it read and mutate again."""
+        announce it; a concurrent change makes it read and mutate again. `known`: a read of
+        this record the caller just made, tried first instead of reading again (one round
+        trip fewer; a record changed since costs the usual read)."""
         key = names.job_key(job_id)
+        raw = known.raw if known is not None else None
         with reachable():
             while True:
-                raw = self.redis.get(key)
                 if raw is None:
-                    raise JobNotFound(job_id)
+                    raw = self.redis.get(key)
+                    if raw is None:
+                        raise JobNotFound(job_id)
                 record = JobRecord.from_json(raw)
                 before = record.status
                 mutate(record)
@@ -93,6 +130,7 @@ class JobStore:
                 args.append(events.MAXLEN)
                 if self.scripts.compare_and_set(keys=keys, args=args):
                     return record
+                raw = None  # changed since it was read: read it again
 
     def delete(self, job_id: str) -> None:
         """Remove a record and its index entries (used to undo a submit the broker refused)."""

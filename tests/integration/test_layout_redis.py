@@ -4,8 +4,6 @@ pause flag and the broker's lists.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from config import keys as names
 from config.settings import Settings
 from config.store import JobStore, batches, control, redis_client, scripts
@@ -58,9 +56,9 @@ def test_a_finished_job_is_counted_once_through_evalsha(settings: Settings) -> N
     store = JobStore.from_settings(settings)
     store.redis.set("nightshift:job:old-1", OLD_RECORD)
     store.redis.config_resetstat()
-    ctx = SimpleNamespace(store=store, settings=settings)
+    record = store.get("old-1")
 
-    assert [count_job(ctx, "old-1"), count_job(ctx, "old-1")] == [True, False]
+    assert [count_job(store.redis, settings, record) for _ in range(2)] == [True, False]
 
     assert store.redis.hget("nightshift:metrics", "images") == "1"
     assert store.redis.hget("nightshift:metrics", "jobs_finished:succeeded") == "1"

@@ -8,13 +8,16 @@ The child also records its resident memory in its worker stats hash.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 import psutil
+import redis
 from celery.signals import worker_process_init
 
 from config import keys as names
-from config.errors import ErrorCode, JobNotFound
+from config.errors import ErrorCode
 from config.records import JobRecord, JobStatus
 from config.settings import Settings
 from config.store import scripts
@@ -44,24 +47,39 @@ def counter_fields(record: JobRecord) -> dict[str, float]:
     return fields
 
 
-def count_job(ctx: Any, job_id: str) -> bool:
+def count_job(client: redis.Redis, settings: Settings, record: JobRecord) -> bool:
     """Add a finished job to the counters; False when it is not finished or already counted."""
-    try:
-        record = ctx.store.get(job_id)
-    except JobNotFound:
-        return False
     if not record.status.finished:
         return False
-    args: list[Any] = [ctx.settings.record_ttl_s]
+    args: list[Any] = [settings.record_ttl_s]
     for field, amount in counter_fields(record).items():
         args += [field, amount]
-    keys = [names.metrics_counted_key(job_id), names.JOB_METRICS]
+    keys = [names.metrics_counted_key(record.id), names.JOB_METRICS]
     # Once per job (a redelivered job is not counted again), in one round trip.
-    return bool(scripts.for_client(ctx.store.redis).count_once(keys=keys, args=args))
+    return bool(scripts.for_client(client).count_once(keys=keys, args=args))
 
 
-def record_memory(ctx: Any) -> None:
-    ctx.store.redis.hset(ctx.stats_key, "rss_bytes", psutil.Process().memory_info().rss)
+class MemoryNote:
+    """The child's resident memory in its stats hash, written when it moved by a MiB or more
+    (or a minute passed): a figure for `nightshift status`, not worth a write every job."""
+
+    STEP_BYTES = 1 << 20
+    EVERY_S = 60.0
+
+    def __init__(self) -> None:
+        self.rss = -self.STEP_BYTES
+        self.at = -math.inf
+
+    def write(self, ctx: Any, force: bool = False) -> None:
+        rss = psutil.Process().memory_info().rss
+        now = time.monotonic()
+        moved = abs(rss - self.rss) >= self.STEP_BYTES or now - self.at >= self.EVERY_S
+        if force or moved:
+            ctx.store.redis.hset(ctx.stats_key, "rss_bytes", rss)
+            self.rss, self.at = rss, now
+
+
+_memory = MemoryNote()
 
 
 def install(app: Any, settings: Settings) -> None:
@@ -69,16 +87,16 @@ def install(app: Any, settings: Settings) -> None:
     worker_process_init.connect(_after_load, weak=False)
 
 
-def _after_job(ctx: Any, payloads: list[afterjob.Payload]) -> None:
-    for payload in payloads:
-        count_job(ctx, str(payload["id"]))
-    record_memory(ctx)
+def _after_job(ctx: Any, found: list[JobRecord]) -> None:
+    for record in found:
+        count_job(ctx.store.redis, ctx.settings, record)
+    _memory.write(ctx)
 
 
 def _after_load(**_: Any) -> None:
     from worker import runtime
 
     try:
-        record_memory(runtime.current())
+        _memory.write(runtime.current(), force=True)
     except Exception:
         logger.exception("could not record worker memory")

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
-from config.errors import JobNotFound
+from config.records import JobRecord
 from config.settings import Settings
 from worker.jobs import afterjob
 from worker.notify.events import note_failed
@@ -45,9 +45,6 @@ class _NotifyHooks:
             self.sender.stop()
 
 
-def _after_job(ctx: Any, payloads: list[afterjob.Payload]) -> None:
-    for payload in payloads:
-        try:
-            note_failed(ctx.store.redis, ctx.settings, ctx.store.get(str(payload["id"])))
-        except JobNotFound:
-            continue
+def _after_job(ctx: Any, found: list[JobRecord]) -> None:
+    for record in found:
+        note_failed(ctx.store.redis, ctx.settings, record)

@@ -16,7 +16,6 @@ child's after-task hook, worker/hooks/notify.py, notes the others).
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 from typing import Any
 
 import redis
@@ -37,20 +36,19 @@ def install(app: Any, settings: Settings) -> None:
     afterjob.register(_after_job)
 
 
-def _after_job(ctx: Any, payloads: list[afterjob.Payload]) -> None:
-    for payload in payloads:
-        if payload.get("batch_id"):
-            job_ended(ctx.store.redis, ctx.settings, str(payload["batch_id"]), str(payload["id"]))
+def _after_job(ctx: Any, found: list[JobRecord]) -> None:
+    for record in found:
+        job_ended(ctx.store.redis, ctx.settings, record)
 
 
-def job_ended(client: redis.Redis, settings: Settings, batch_id: str, job_id: str) -> None:
+def job_ended(client: redis.Redis, settings: Settings, record: JobRecord) -> None:
     """Count a finished batch job; write the report if it was the batch's last."""
+    batch_id = record.spec.batch_id
+    if not batch_id or not record.status.finished:
+        return  # not a batch's; or requeued (worker lost, time limit): counts later
     try:
-        record = next(bs.job_records(client, [job_id]), None)
-        if record is None or not record.status.finished:
-            return  # requeued (worker lost, time limit handled elsewhere): counts later
-        if bs.note_job_ended(client, batch_id, job_id, settings.record_ttl_s):
-            logger.info("batch %s ended with job %s: writing its report", batch_id, job_id)
+        if bs.note_job_ended(client, batch_id, record.id, settings.record_ttl_s):
+            logger.info("batch %s ended with job %s: writing its report", batch_id, record.id)
             write_report(client, settings, batch_id)
     except Exception:
         # A report failure must never fail or requeue the job that triggered it.
@@ -61,12 +59,11 @@ def count_ended(store: JobStore, settings: Settings, record: JobRecord) -> None:
     """A job that ended without its task running: into the metrics and its batch's end, as
     the child's after-task hooks do for every other job (both count a job once)."""
     try:
-        count_job(SimpleNamespace(store=store, settings=settings), record.id)
+        count_job(store.redis, settings, record)
     except Exception:  # metrics must never stop the batch's count
         logger.exception("could not update job metrics for job %s", record.id)
     try:
         note_failed(store.redis, settings, record)
     except Exception:  # a notification must never stop the batch's count
         logger.exception("could not note the failure of job %s for notification", record.id)
-    if record.spec.batch_id:
-        job_ended(store.redis, settings, record.spec.batch_id, record.id)
+    job_ended(store.redis, settings, record)

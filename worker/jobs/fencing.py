@@ -19,7 +19,7 @@ from __future__ import annotations
 from config import records
 from config.records import Attempt, JobRecord
 from config.store import JobStore
-from config.store.jobs import Mutation
+from config.store.jobs import Mutation, Snapshot
 
 _held: dict[str, Attempt] = {}
 
@@ -56,8 +56,11 @@ def fenced(mutate: Mutation) -> Mutation:
     return guarded
 
 
-def record_outcome(store: JobStore, job_id: str, mutate: Mutation) -> JobRecord:
-    """An attempt's last write, fenced; the attempt is let go once it is written."""
-    done = store.update(job_id, fenced(mutate))
+def record_outcome(
+    store: JobStore, job_id: str, mutate: Mutation, known: Snapshot | None = None
+) -> JobRecord:
+    """An attempt's last write, fenced; the attempt is let go once it is written (`known`:
+    the caller's fresh read of the record, JobStore.update)."""
+    done = store.update(job_id, fenced(mutate), known)
     release(job_id)
     return done

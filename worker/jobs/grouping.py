@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from config.errors import (
     InvalidInput,
@@ -174,12 +174,25 @@ def _together(specs: list[JobSpec], ctx: WorkerContext) -> list[JobRecord]:
         result.model_load_s = None if load_s is None else round(load_s, 3)
     # PNG encoding (zlib) releases the GIL: saving a group's files side by side takes about
     # the time of one, where one after another it was a fifth of a CUDA group's time.
-    with ThreadPoolExecutor(max_workers=min(SAVE_THREADS, len(specs))) as pool:
-        futures = [
-            pool.submit(_finish, spec, ctx, result, check.key, report.final)
-            for spec, check, report, result in zip(specs, checks, reporters, results, strict=True)
-        ]
-        return [future.result() for future in futures]
+    pool = _save_pool()
+    futures = [
+        pool.submit(_finish, spec, ctx, result, check.key, report.final)
+        for spec, check, report, result in zip(specs, checks, reporters, results, strict=True)
+    ]
+    wait(futures)  # every file settled before any failure is raised, as each job's own pass
+    return [future.result() for future in futures]
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _save_pool() -> ThreadPoolExecutor:
+    # One pool for the process's life, made in the rendering child at its first group: eight
+    # new threads a group, night after night, is thread churn the allocator pays for.
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=SAVE_THREADS, thread_name_prefix="nightshift-png")
+    return _pool
 
 
 def _finish(

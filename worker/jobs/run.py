@@ -151,29 +151,31 @@ def start_job(spec: JobSpec, ctx: WorkerContext) -> JobRecord | None:
     store = ctx.store
     writebehind.wait_for(spec.id)
     try:
-        record = store.get(spec.id)
+        # With the server's clock, which created_at and expires_at were stamped with: one
+        # round trip, and the start's write below needs no read of its own.
+        snapshot = store.read(spec.id)
     except JobNotFound:  # a message pushed straight into Redis has no record yet; give it one
         store.create(JobRecord(spec=spec, created_at=spec.created_at))
-        record = store.get(spec.id)
+        snapshot = store.read(spec.id)
+    record, now = snapshot.record, snapshot.now
     if record.status.finished:
         logger.info("job %s is already %s; nothing to do", spec.id, record.status.value)
         return record
     if _stale(spec, record):
         return _skip_stale(spec, record)
-    now = store.now()  # the clock created_at and expires_at were stamped with, not ours
     if record.status is JobStatus.QUEUED and spec.expires_at and now > spec.expires_at:
         return _expire(ctx, spec, now)
     paths = output_paths(ctx.settings.results_path, spec)
     if record.status is JobStatus.STARTED and outputs_complete(paths):
         # Crashed after writing the images but before the ack: do not render again.
-        return store.update(spec.id, lambda r: _succeed(r, paths, None, now))
+        return store.update(spec.id, lambda r: _succeed(r, paths, None, now), snapshot)
     if deadletter.exhausted(record, ctx.settings.max_attempts):
         # Every earlier attempt killed its worker: stop here instead of crash-looping.
         return deadletter.give_up(store, record, ctx.settings.max_attempts)
     render = _render_info(ctx, spec)
     family = _family(spec, ctx)
     try:
-        started = store.update(spec.id, lambda r: _start(r, spec, render, family, now))
+        started = store.update(spec.id, lambda r: _start(r, spec, render, family, now), snapshot)
     except _StaleMessage as stale:
         return _skip_stale(spec, stale.record)
     fencing.hold(started)
@@ -186,19 +188,25 @@ def finish_job(
     """Save the job's images with their metadata and record it succeeded (with progress,
     the last step's, which the reporter left for this write)."""
     paths = output_paths(ctx.settings.results_path, spec)
+    # One round trip for the first file's fencing check, the clock and the success write's
+    # compare-and-set (which still refuses a record changed since: JobStore.update).
+    snapshot = ctx.store.read(spec.id)
+    fencing.verify(snapshot.record)
     try:
-        for image, seed, path in zip(result.images, result.seeds, paths, strict=True):
-            # Checked before each file: a superseded attempt never replaces the newer one's.
-            fencing.check(ctx.store, spec.id)
+        for i, (image, seed, path) in enumerate(
+            zip(result.images, result.seeds, paths, strict=True)
+        ):
+            if i:  # checked before each file: a superseded attempt never replaces the newer one's
+                fencing.check(ctx.store, spec.id)
             save_png(image, path, _png_info(spec, seed, result, ctx))
             logger.info("job %s: wrote %s (pid %d)", spec.id, path, ctx.pid)
     except OSError as exc:
         reason = f"cannot write results to {paths[0].parent}: {exc.strerror or exc}"
         fail_job(spec.id, ctx, reason, ErrorCode.RESULTS_DIR)
         raise RenderFailed(reason, code=ErrorCode.RESULTS_DIR) from exc
-    now = ctx.store.now()
+    now = snapshot.clock()  # once the files are durable
     return fencing.record_outcome(
-        ctx.store, spec.id, lambda r: _succeed(r, paths, result, now, progress)
+        ctx.store, spec.id, lambda r: _succeed(r, paths, result, now, progress), snapshot
     )
 
 
